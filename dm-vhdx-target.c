@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-vhdx: a device-mapper target presenting a VHDX image (MS-VHDX) held on
+ * a block device as a virtual disk.
+ *
+ * The table constructor opens the image through the format code in vhdx/,
+ * which validates every structure, replays a dirty log and loads the BAT
+ * into memory; map() then resolves each bio with one BAT lookup.
+ */
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/module.h>
+#include <linux/version.h>
+
+#include "vhdx/vhdx.h"
+
+#define DM_MSG_PREFIX "vhdx"
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#define VHDX_MODE_WRITE BLK_OPEN_WRITE
+#else
+#define VHDX_MODE_WRITE FMODE_WRITE
+#endif
+
+struct vhdx_target {
+	struct dm_target *ti;
+	struct dm_dev *dev;
+	struct dm_io_client *io_client;
+	struct vhdx_io io;
+	unsigned int block_sector_shift;
+	bool read_only;
+	struct vhdx_image img;
+};
+
+/*
+ * dm core prints ti->error after the constructor has returned and freed
+ * everything it allocated, so a message with values in it needs storage
+ * that outlives the target.  A small ring is enough: only a burst of more
+ * than VHDX_ERROR_SLOTS concurrent failing constructors could reuse a slot
+ * before it is printed, and the last byte of each slot is never anything
+ * but NUL, so a reused slot is garbled at worst, never unterminated.
+ */
+#define VHDX_ERROR_SLOTS 8
+static char vhdx_error_ring[VHDX_ERROR_SLOTS][VHDX_ERROR_MAX];
+static atomic_t vhdx_error_next = ATOMIC_INIT(0);
+
+static __printf(2, 3) void vhdx_set_error(struct dm_target *ti,
+					  const char *fmt, ...)
+{
+	unsigned int slot = (unsigned int)atomic_inc_return(&vhdx_error_next) %
+			    VHDX_ERROR_SLOTS;
+	char *msg = vhdx_error_ring[slot];
+	va_list args;
+
+	va_start(args, fmt);
+	vsnprintf(msg, VHDX_ERROR_MAX, fmt, args);
+	va_end(args);
+	ti->error = msg;
+}
+
+static const char *vhdx_name(struct vhdx_target *vt)
+{
+	return dm_device_name(dm_table_get_md(vt->ti->table));
+}
+
+static int vhdx_dm_io(struct vhdx_target *vt, blk_opf_t opf, u64 offset,
+		      void *buf, size_t len)
+{
+	struct dm_io_region region = {
+		.bdev = vt->dev->bdev,
+		.sector = offset >> SECTOR_SHIFT,
+		.count = len >> SECTOR_SHIFT,
+	};
+	struct dm_io_request req = {
+		.bi_opf = opf,
+		.mem.type = is_vmalloc_addr(buf) ? DM_IO_VMA : DM_IO_KMEM,
+		.mem.ptr.addr = buf,
+		.client = vt->io_client,
+	};
+
+	return dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT);
+}
+
+static int vhdx_io_read(void *priv, u64 offset, void *buf, size_t len)
+{
+	return vhdx_dm_io(priv, REQ_OP_READ, offset, buf, len);
+}
+
+static int vhdx_io_write(void *priv, u64 offset, const void *buf, size_t len)
+{
+	/* dm_io() takes a mutable pointer but does not write to the buffer. */
+	return vhdx_dm_io(priv, REQ_OP_WRITE | REQ_SYNC, offset, (void *)buf,
+			  len);
+}
+
+static int vhdx_io_flush(void *priv)
+{
+	struct vhdx_target *vt = priv;
+
+	return blkdev_issue_flush(vt->dev->bdev);
+}
+
+/* No feature is defined yet; name the first one given so the user knows. */
+static int vhdx_parse_features(struct dm_target *ti, struct dm_arg_set *as)
+{
+	static const struct dm_arg count_arg = {
+		0, UINT_MAX, "Invalid number of feature arguments"
+	};
+	unsigned int count;
+	int ret;
+
+	if (!as->argc)
+		return 0;
+	ret = dm_read_arg_group(&count_arg, as, &count, &ti->error);
+	if (ret)
+		return ret;
+	if (count) {
+		vhdx_set_error(ti, "Unknown feature argument: %s",
+			       dm_shift_arg(as));
+		return -EINVAL;
+	}
+	if (as->argc) {
+		vhdx_set_error(ti, "Unexpected argument after the features: %s",
+			       dm_shift_arg(as));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vhdx_check_table(struct dm_target *ti, struct vhdx_target *vt)
+{
+	const struct vhdx_geometry *geo = &vt->img.geo;
+	sector_t sectors = geo->virtual_size >> SECTOR_SHIFT;
+	unsigned int dev_lbs = bdev_logical_block_size(vt->dev->bdev);
+
+	if (ti->len != sectors) {
+		vhdx_set_error(ti,
+			       "Table length %llu does not match the virtual disk size: use %llu (%llu bytes)",
+			       (unsigned long long)ti->len,
+			       (unsigned long long)sectors,
+			       (unsigned long long)geo->virtual_size);
+		return -EINVAL;
+	}
+	if (dev_lbs > geo->logical_sector_size) {
+		vhdx_set_error(ti,
+			       "Device logical block size %u is larger than the image's logical sector size %u",
+			       dev_lbs, geo->logical_sector_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vhdx_open_image(struct dm_target *ti, struct vhdx_target *vt)
+{
+	struct block_device *bdev = vt->dev->bdev;
+	int ret;
+
+	if (bdev_logical_block_size(bdev) > VHDX_IO_ALIGN) {
+		vhdx_set_error(ti, "Device logical block size %u exceeds %llu",
+			       bdev_logical_block_size(bdev), VHDX_IO_ALIGN);
+		return -EINVAL;
+	}
+	vt->io = (struct vhdx_io) {
+		.priv = vt,
+		.read = vhdx_io_read,
+		.write = vt->read_only ? NULL : vhdx_io_write,
+		.flush = vt->read_only ? NULL : vhdx_io_flush,
+	};
+	ret = vhdx_open(&vt->img, &vt->io, bdev_nr_bytes(bdev), vt->read_only);
+	if (ret) {
+		vhdx_set_error(ti, "%s", vt->img.error);
+		return ret;
+	}
+	ret = vhdx_check_table(ti, vt);
+	if (ret)
+		vhdx_close(&vt->img);
+	return ret;
+}
+
+static void vhdx_target_free(struct vhdx_target *vt)
+{
+	if (vt->io_client)
+		dm_io_client_destroy(vt->io_client);
+	if (vt->dev)
+		dm_put_device(vt->ti, vt->dev);
+	kfree(vt);
+}
+
+/* <device> [<#feature args> <feature arg>*] */
+static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct vhdx_target *vt;
+	int ret;
+
+	if (argc < 1) {
+		ti->error = "Invalid argument count: <device> [<#feature args> <feature arg>...]";
+		return -EINVAL;
+	}
+	vt = kzalloc(sizeof(*vt), GFP_KERNEL);
+	if (!vt) {
+		ti->error = "Cannot allocate the target context";
+		return -ENOMEM;
+	}
+	vt->ti = ti;
+	vt->read_only = !(dm_table_get_mode(ti->table) & VHDX_MODE_WRITE);
+	dm_consume_args(&as, 1);
+	ret = vhdx_parse_features(ti, &as);
+	if (ret)
+		goto bad;
+	ret = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table),
+			    &vt->dev);
+	if (ret) {
+		ti->error = "Device lookup failed";
+		goto bad;
+	}
+	vt->io_client = dm_io_client_create();
+	if (IS_ERR(vt->io_client)) {
+		ret = PTR_ERR(vt->io_client);
+		vt->io_client = NULL;
+		ti->error = "Cannot create the dm-io client";
+		goto bad;
+	}
+	ret = vhdx_open_image(ti, vt);
+	if (ret)
+		goto bad;
+	vt->block_sector_shift = vt->img.geo.block_shift - SECTOR_SHIFT;
+	/* No bio crosses a payload block: one BAT lookup maps it whole. */
+	ret = dm_set_target_max_io_len(ti, 1U << vt->block_sector_shift);
+	if (ret) {
+		vhdx_close(&vt->img);
+		goto bad;
+	}
+	ti->num_flush_bios = 1;
+	ti->private = vt;
+	return 0;
+bad:
+	vhdx_target_free(vt);
+	return ret;
+}
+
+static void vhdx_dtr(struct dm_target *ti)
+{
+	struct vhdx_target *vt = ti->private;
+
+	vhdx_close(&vt->img);
+	vhdx_target_free(vt);
+}
+
+static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
+{
+	const struct vhdx_geometry *geo = &vt->img.geo;
+	sector_t sector = dm_target_offset(vt->ti, bio->bi_iter.bi_sector);
+	u64 block = sector >> vt->block_sector_shift;
+	u64 entry = le64_to_cpu(READ_ONCE(vt->img.bat[vhdx_bat_payload_index(geo,
+									block)]));
+	sector_t in_block = sector & ((1ULL << vt->block_sector_shift) - 1);
+
+	switch (vhdx_bat_state(entry)) {
+	case VHDX_PAYLOAD_FULLY_PRESENT:
+		bio_set_dev(bio, vt->dev->bdev);
+		bio->bi_iter.bi_sector = (vhdx_bat_offset(entry) >> SECTOR_SHIFT) +
+					 in_block;
+		return DM_MAPIO_REMAPPED;
+	case VHDX_PAYLOAD_NOT_PRESENT:
+	case VHDX_PAYLOAD_UNDEFINED:
+	case VHDX_PAYLOAD_ZERO:
+	case VHDX_PAYLOAD_UNMAPPED:
+	case VHDX_PAYLOAD_UNMAPPED_V095:
+		/* These states own no data in the file: never follow the offset. */
+		zero_fill_bio(bio);
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	default:
+		DMERR_LIMIT("%s: read at sector %llu: block %llu is partially present but the image has no parent",
+			    vhdx_name(vt), (unsigned long long)sector,
+			    (unsigned long long)block);
+		return DM_MAPIO_KILL;
+	}
+}
+
+static int vhdx_map(struct dm_target *ti, struct bio *bio)
+{
+	struct vhdx_target *vt = ti->private;
+
+	if (bio_op(bio) == REQ_OP_READ)
+		return vhdx_map_read(vt, bio);
+	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
+		bio_set_dev(bio, vt->dev->bdev);
+		return DM_MAPIO_REMAPPED;
+	}
+	DMERR_LIMIT("%s: writes are not supported yet", vhdx_name(vt));
+	return DM_MAPIO_KILL;
+}
+
+static const char *vhdx_log_state_name(enum vhdx_log_state state)
+{
+	switch (state) {
+	case VHDX_LOG_CLEAN:
+		return "clean";
+	case VHDX_LOG_REPLAYED:
+		return "replayed";
+	case VHDX_LOG_REPLAYED_IN_MEMORY:
+		return "replayed-in-memory";
+	}
+	return "unknown";
+}
+
+static void vhdx_status(struct dm_target *ti, status_type_t type,
+			unsigned int status_flags, char *result,
+			unsigned int maxlen)
+{
+	struct vhdx_target *vt = ti->private;
+	const struct vhdx_geometry *geo = &vt->img.geo;
+	unsigned int sz = 0;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		DMEMIT("%u %u %u %llu/%llu %s %s", geo->logical_sector_size,
+		       geo->physical_sector_size, 1U << vt->block_sector_shift,
+		       (unsigned long long)vt->img.allocated_blocks,
+		       (unsigned long long)geo->payload_blocks,
+		       vhdx_log_state_name(vt->img.log_state),
+		       vt->read_only ? "ro" : "rw");
+		break;
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s 0", vt->dev->name);
+		break;
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",device_name=%s,logical_sector_size=%u,log=%s,mode=%s;",
+		       vt->dev->name, geo->logical_sector_size,
+		       vhdx_log_state_name(vt->img.log_state),
+		       vt->read_only ? "ro" : "rw");
+		break;
+	}
+}
+
+static int vhdx_iterate_devices(struct dm_target *ti,
+				iterate_devices_callout_fn fn, void *data)
+{
+	struct vhdx_target *vt = ti->private;
+
+	/* The image file's size, not the virtual size, bounds the device. */
+	return fn(ti, vt->dev, 0, bdev_nr_sectors(vt->dev->bdev), data);
+}
+
+static void vhdx_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct vhdx_target *vt = ti->private;
+	const struct vhdx_geometry *geo = &vt->img.geo;
+	unsigned int physical = max(geo->physical_sector_size,
+				    geo->logical_sector_size);
+
+	limits->logical_block_size = geo->logical_sector_size;
+	limits->physical_block_size = physical;
+	limits->io_min = physical;
+}
+
+static struct target_type vhdx_target_type = {
+	.name = "vhdx",
+	.version = { 0, 1, 0 },
+	.module = THIS_MODULE,
+	.ctr = vhdx_ctr,
+	.dtr = vhdx_dtr,
+	.map = vhdx_map,
+	.status = vhdx_status,
+	.iterate_devices = vhdx_iterate_devices,
+	.io_hints = vhdx_io_hints,
+};
+
+static int __init dm_vhdx_init(void)
+{
+	int ret = dm_register_target(&vhdx_target_type);
+
+	if (ret)
+		DMERR("register failed %d", ret);
+	return ret;
+}
+
+static void __exit dm_vhdx_exit(void)
+{
+	dm_unregister_target(&vhdx_target_type);
+}
+
+module_init(dm_vhdx_init);
+module_exit(dm_vhdx_exit);
+
+MODULE_DESCRIPTION(DM_NAME " target presenting a VHDX image as a block device");
+MODULE_AUTHOR("The dm-vhdx developers");
+MODULE_LICENSE("GPL");

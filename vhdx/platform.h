@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the format code needs from its environment.  In the kernel that is
+ * the kernel's own API; a userspace build (tools, fuzzing) provides the same
+ * names through tools/include/vhdx-user.h, so vhdx/ compiles unchanged in
+ * both, as fs/xfs/libxfs does.
+ */
+#ifndef VHDX_PLATFORM_H
+#define VHDX_PLATFORM_H
+
+#ifdef __KERNEL__
+#include <linux/build_bug.h>
+#include <linux/compiler.h>
+#include <linux/crc32c.h>
+#include <linux/errno.h>
+#include <linux/kernel.h>
+#include <linux/slab.h>
+#include <linux/stdarg.h>
+#include <linux/sort.h>
+#include <linux/string.h>
+#include <linux/types.h>
+#include <linux/uuid.h>
+#include <asm/byteorder.h>
+
+static inline void *vhdx_alloc(size_t size)
+{
+	return kvzalloc(size, GFP_KERNEL);
+}
+
+static inline void vhdx_free(const void *p)
+{
+	kvfree(p);
+}
+
+/* The kernel's crc32c() applies neither the initial nor the final inversion. */
+static inline u32 vhdx_crc32c(u32 seed, const void *buf, size_t len)
+{
+	return crc32c(seed, buf, len);
+}
+
+static inline void vhdx_guid_gen(guid_t *guid)
+{
+	guid_gen(guid);
+}
+
+static inline void vhdx_sort(void *base, size_t num, size_t size,
+			     int (*cmp)(const void *, const void *))
+{
+	sort(base, num, size, cmp, NULL);
+}
+#else
+#include "vhdx-user.h"
+#endif
+
+#endif /* VHDX_PLATFORM_H */

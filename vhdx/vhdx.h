@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The in-memory view of a VHDX image and the functions that build it.
+ *
+ * Nothing here knows about bios, workqueues or files: the caller supplies a
+ * struct vhdx_io whose callbacks move bytes, so the kernel target, KUnit
+ * tests and userspace tools share this code.
+ */
+#ifndef VHDX_VHDX_H
+#define VHDX_VHDX_H
+
+#include "format.h"
+
+#define VHDX_ERROR_MAX	256
+
+/*
+ * Byte access to the device holding the image.  The format code only ever
+ * asks for 4 KiB aligned offsets and lengths.  write and flush are NULL for
+ * a read-only open.  Each returns 0 or a negative errno.
+ */
+struct vhdx_io {
+	void *priv;
+	int (*read)(void *priv, u64 offset, void *buf, size_t len);
+	int (*write)(void *priv, u64 offset, const void *buf, size_t len);
+	int (*flush)(void *priv);
+};
+
+#define VHDX_IO_ALIGN	VHDX_LOG_SECTOR_SIZE
+
+/* The sizes that define a virtual disk and everything derived from them. */
+struct vhdx_geometry {
+	u64 virtual_size;		/* bytes */
+	u32 block_size;			/* bytes, power of two */
+	u32 logical_sector_size;	/* 512 or 4096 */
+	u32 physical_sector_size;	/* 512 or 4096 */
+	bool has_parent;
+	u32 chunk_ratio;		/* payload blocks per sector bitmap block */
+	unsigned int block_shift;	/* log2(block_size) */
+	unsigned int chunk_ratio_shift;	/* log2(chunk_ratio) */
+	u64 payload_blocks;
+	u64 bitmap_blocks;
+	u64 bat_entries;
+};
+
+struct vhdx_region {
+	guid_t guid;
+	u64 offset;
+	u64 length;
+	bool required;
+};
+
+/*
+ * Replayed log updates kept in memory: extents in log order, later ones
+ * overriding earlier ones.  data is NULL for a zero descriptor.
+ */
+struct vhdx_overlay_extent {
+	u64 offset;
+	u64 length;
+	void *data;
+};
+
+struct vhdx_overlay {
+	struct vhdx_overlay_extent *extents;
+	u32 count;
+	u32 capacity;
+};
+
+enum vhdx_log_state {
+	VHDX_LOG_CLEAN,			/* LogGuid was null at open */
+	VHDX_LOG_REPLAYED,		/* replayed onto the device */
+	VHDX_LOG_REPLAYED_IN_MEMORY,	/* replayed into the overlay only */
+};
+
+struct vhdx_image {
+	const struct vhdx_io *io;
+	u64 device_size;
+	bool read_only;
+
+	struct vhdx_header header;	/* the current header */
+	unsigned int header_slot;	/* 0: at 64 KiB, 1: at 128 KiB */
+
+	unsigned int region_table_copy;	/* 0: at 192 KiB, 1: at 256 KiB */
+	struct vhdx_region *regions;
+	u32 region_count;
+	const struct vhdx_region *bat_region;
+	const struct vhdx_region *metadata_region;
+
+	struct vhdx_geometry geo;
+	u32 file_flags;			/* VHDX_PARAMS_* */
+	guid_t virtual_disk_id;
+
+	__le64 *bat;			/* geo.bat_entries, as on disk */
+	u64 allocated_blocks;		/* payload blocks that own data */
+
+	enum vhdx_log_state log_state;
+	struct vhdx_overlay overlay;
+
+	char error[VHDX_ERROR_MAX];
+};
+
+/* image.c: opening, closing, reading through the replayed log. */
+int vhdx_open(struct vhdx_image *img, const struct vhdx_io *io,
+	      u64 device_size, bool read_only);
+void vhdx_close(struct vhdx_image *img);
+int vhdx_read(struct vhdx_image *img, u64 offset, void *buf, size_t len);
+__printf(3, 4)
+int vhdx_fail(struct vhdx_image *img, int err, const char *fmt, ...);
+
+/* checksum.c */
+u32 vhdx_checksum(const void *buf, size_t len, size_t checksum_offset);
+bool vhdx_checksum_ok(const void *buf, size_t len, size_t checksum_offset);
+void vhdx_checksum_set(void *buf, size_t len, size_t checksum_offset);
+
+/* guid.c: the GUIDs the format defines. */
+extern const guid_t vhdx_guid_bat_region;
+extern const guid_t vhdx_guid_metadata_region;
+extern const guid_t vhdx_guid_file_parameters;
+extern const guid_t vhdx_guid_virtual_disk_size;
+extern const guid_t vhdx_guid_virtual_disk_id;
+extern const guid_t vhdx_guid_logical_sector_size;
+extern const guid_t vhdx_guid_physical_sector_size;
+extern const guid_t vhdx_guid_parent_locator;
+extern const guid_t vhdx_guid_parent_locator_type;
+
+/* guid.c: GUID_STRING_LEN + 1 bytes, the canonical upper-case form. */
+#define VHDX_GUID_STRING_SIZE	37
+void vhdx_guid_to_string(const guid_t *guid, char *buf);
+
+/*
+ * objects.c: everything that occupies space in the file, for the check that
+ * no two objects overlap.  n log n in the number of objects.
+ */
+enum vhdx_object_kind {
+	VHDX_OBJECT_HEADER_SECTION,
+	VHDX_OBJECT_LOG,
+	VHDX_OBJECT_REGION,		/* index: into img->regions */
+	VHDX_OBJECT_PAYLOAD_BLOCK,	/* index: block number */
+	VHDX_OBJECT_BITMAP_BLOCK,	/* index: chunk number */
+};
+
+struct vhdx_object {
+	u64 offset;
+	u64 length;
+	u64 index;
+	enum vhdx_object_kind kind;
+};
+
+void vhdx_object_describe(const struct vhdx_image *img,
+			  const struct vhdx_object *obj, char *buf, size_t len);
+u32 vhdx_objects_add_fixed(const struct vhdx_image *img,
+			   struct vhdx_object *objs);
+int vhdx_objects_check(struct vhdx_image *img, struct vhdx_object *objs,
+		       u64 count);
+
+/* header.c */
+int vhdx_file_identifier_check(struct vhdx_image *img, const void *buf);
+int vhdx_header_check(const struct vhdx_header *h, const char **why);
+int vhdx_header_select(struct vhdx_image *img, const struct vhdx_header *h1,
+		       const struct vhdx_header *h2);
+int vhdx_header_load(struct vhdx_image *img);
+int vhdx_header_update(struct vhdx_image *img, const guid_t *file_write_guid,
+		       const guid_t *data_write_guid, const guid_t *log_guid);
+
+/* region.c */
+int vhdx_region_table_parse(struct vhdx_image *img, const void *table,
+			    unsigned int copy);
+int vhdx_region_table_load(struct vhdx_image *img);
+
+/* metadata.c */
+int vhdx_metadata_parse(struct vhdx_image *img, const void *region, u64 len);
+int vhdx_metadata_load(struct vhdx_image *img);
+
+/* bat.c: geometry, index math and the table itself. */
+int vhdx_geometry_init(struct vhdx_geometry *geo, u64 virtual_size,
+		       u32 block_size, u32 logical_sector_size,
+		       u32 physical_sector_size, bool has_parent);
+
+static inline u64 vhdx_bat_payload_index(const struct vhdx_geometry *geo,
+					 u64 block)
+{
+	return block + (block >> geo->chunk_ratio_shift);
+}
+
+static inline u64 vhdx_bat_bitmap_index(const struct vhdx_geometry *geo,
+					u64 chunk)
+{
+	return (chunk << geo->chunk_ratio_shift) + chunk + geo->chunk_ratio;
+}
+
+static inline unsigned int vhdx_bat_state(u64 entry)
+{
+	return entry & VHDX_BAT_STATE_MASK;
+}
+
+static inline u64 vhdx_bat_offset(u64 entry)
+{
+	return entry & VHDX_BAT_OFFSET_MASK;
+}
+
+/* Bytes of payload block @block that hold virtual disk data. */
+u64 vhdx_block_used_length(const struct vhdx_geometry *geo, u64 block);
+int vhdx_bat_check(struct vhdx_image *img);
+int vhdx_bat_load(struct vhdx_image *img);
+
+/* overlay.c */
+int vhdx_overlay_add(struct vhdx_overlay *ov, u64 offset, u64 length,
+		     const void *data);
+void vhdx_overlay_apply(const struct vhdx_overlay *ov, u64 offset, void *buf,
+			size_t len);
+bool vhdx_overlay_covered_by(const struct vhdx_overlay *ov,
+			     const struct vhdx_region *allowed, u32 count,
+			     u64 *bad_offset);
+int vhdx_overlay_write_back(const struct vhdx_overlay *ov,
+			    const struct vhdx_io *io);
+void vhdx_overlay_free(struct vhdx_overlay *ov);
+
+/* log.c */
+struct vhdx_log_sequence {
+	u32 tail;			/* ring offset of the first entry */
+	u32 head;			/* ring offset of the last entry */
+	u64 tail_sequence;
+	u64 head_sequence;
+	u32 entry_count;
+	u64 flushed_file_offset;	/* from the head entry */
+	u64 last_file_offset;		/* from the head entry */
+};
+
+int vhdx_log_find_active(struct vhdx_image *img, struct vhdx_log_sequence *seq);
+int vhdx_log_collect(struct vhdx_image *img,
+		     const struct vhdx_log_sequence *seq,
+		     struct vhdx_overlay *ov);
+int vhdx_log_replay(struct vhdx_image *img);
+
+#endif /* VHDX_VHDX_H */
