@@ -11,13 +11,13 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/module.h>
-#include <linux/version.h>
 
 #include "vhdx/vhdx.h"
 
 #define DM_MSG_PREFIX "vhdx"
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+/* Linux 6.5 replaced fmode_t with blk_mode_t in dm_table_get_mode(). */
+#ifdef BLK_OPEN_WRITE
 #define VHDX_MODE_WRITE BLK_OPEN_WRITE
 #else
 #define VHDX_MODE_WRITE FMODE_WRITE
@@ -253,8 +253,8 @@ static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 	const struct vhdx_geometry *geo = &vt->img.geo;
 	sector_t sector = dm_target_offset(vt->ti, bio->bi_iter.bi_sector);
 	u64 block = sector >> vt->block_sector_shift;
-	u64 entry = le64_to_cpu(READ_ONCE(vt->img.bat[vhdx_bat_payload_index(geo,
-									block)]));
+	u64 index = vhdx_bat_payload_index(geo, block);
+	u64 entry = le64_to_cpu(READ_ONCE(vt->img.bat[index]));
 	sector_t in_block = sector & ((1ULL << vt->block_sector_shift) - 1);
 
 	switch (vhdx_bat_state(entry)) {
@@ -273,9 +273,8 @@ static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	default:
-		DMERR_LIMIT("%s: read at sector %llu: block %llu is partially present but the image has no parent",
-			    vhdx_name(vt), (unsigned long long)sector,
-			    (unsigned long long)block);
+		DMERR_LIMIT("%s: sector %llu: partially present block without a parent",
+			    vhdx_name(vt), (unsigned long long)sector);
 		return DM_MAPIO_KILL;
 	}
 }

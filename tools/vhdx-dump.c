@@ -6,7 +6,6 @@
  * without booting a guest.
  */
 #include <fcntl.h>
-#include <inttypes.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,10 +100,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", argv[1], img.error);
 		return 1;
 	}
-	printf("virtual_size %" PRIu64 " block_size %u logical_sector_size %u physical_sector_size %u blocks %" PRIu64 "/%" PRIu64 " log %s\n",
-	       img.geo.virtual_size, img.geo.block_size,
-	       img.geo.logical_sector_size, img.geo.physical_sector_size,
-	       img.allocated_blocks, img.geo.payload_blocks,
+	printf("virtual_size %llu block_size %u logical_sector_size %u",
+	       (unsigned long long)img.geo.virtual_size, img.geo.block_size,
+	       img.geo.logical_sector_size);
+	printf(" physical_sector_size %u blocks %llu/%llu log %s\n",
+	       img.geo.physical_sector_size,
+	       (unsigned long long)img.allocated_blocks,
+	       (unsigned long long)img.geo.payload_blocks,
 	       log_state_name(img.log_state));
 	if (argc == 3) {
 		out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -113,8 +115,8 @@ int main(int argc, char **argv)
 			return 2;
 		for (b = 0; b < img.geo.payload_blocks; b++)
 			if (dump_block(&img, fd, b, out, buf)) {
-				fprintf(stderr, "%s: block %" PRIu64 ": read error\n",
-					argv[1], b);
+				fprintf(stderr, "%s: block %llu: read error\n",
+					argv[1], (unsigned long long)b);
 				return 1;
 			}
 		free(buf);

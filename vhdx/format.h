@@ -100,17 +100,17 @@ struct vhdx_metadata_table_entry {
 	__le32	reserved;
 } __packed;
 
-#define VHDX_METADATA_FLAG_IS_USER		(1U << 0)
-#define VHDX_METADATA_FLAG_IS_VIRTUAL_DISK	(1U << 1)
-#define VHDX_METADATA_FLAG_IS_REQUIRED		(1U << 2)
+#define VHDX_METADATA_FLAG_IS_USER		BIT(0)
+#define VHDX_METADATA_FLAG_IS_VIRTUAL_DISK	BIT(1)
+#define VHDX_METADATA_FLAG_IS_REQUIRED		BIT(2)
 
 struct vhdx_file_parameters {
 	__le32	block_size;
 	__le32	flags;
 } __packed;
 
-#define VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED	(1U << 0)
-#define VHDX_PARAMS_HAS_PARENT			(1U << 1)
+#define VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED	BIT(0)
+#define VHDX_PARAMS_HAS_PARENT			BIT(1)
 
 #define VHDX_BLOCK_SIZE_MIN		VHDX_MiB
 #define VHDX_BLOCK_SIZE_MAX		(256 * VHDX_MiB)

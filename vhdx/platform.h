@@ -9,6 +9,7 @@
 #define VHDX_PLATFORM_H
 
 #ifdef __KERNEL__
+#include <linux/bits.h>
 #include <linux/build_bug.h>
 #include <linux/compiler.h>
 #include <linux/crc32c.h>

@@ -143,9 +143,7 @@ int vhdx_region_table_parse(struct vhdx_image *img, const void *table,
 	if (!img->regions)
 		return vhdx_fail(img, -ENOMEM, "region table: out of memory");
 	img->region_count = count;
-	ret = vhdx_region_entries_parse(img,
-			(const struct vhdx_region_table_entry *)(hdr + 1),
-			copy);
+	ret = vhdx_region_entries_parse(img, (const void *)(hdr + 1), copy);
 	if (!ret)
 		ret = vhdx_regions_check_overlap(img, copy);
 	if (ret)

@@ -28,6 +28,7 @@ typedef uint64_t __le64;
 
 #define __packed	__attribute__((packed))
 #define __printf(a, b)	__attribute__((format(printf, a, b)))
+#define BIT(n)		(1UL << (n))
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define U64_MAX		UINT64_MAX
 #define min_t(type, a, b) ((type)(a) < (type)(b) ? (type)(a) : (type)(b))
