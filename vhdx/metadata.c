@@ -80,8 +80,13 @@ static int vhdx_metadata_entry_check(struct vhdx_image *img, u32 i,
 	u32 offset = le32_to_cpu(e->offset);
 	u32 length = le32_to_cpu(e->length);
 
-	if (!length)
-		return 0;
+	if (!length) {
+		if (!offset)
+			return 0;
+		return vhdx_fail(img, -EINVAL,
+				 "metadata: entry %u: empty item has offset %u, not 0",
+				 i, offset);
+	}
 	if (offset < VHDX_METADATA_TABLE_SIZE ||
 	    length > VHDX_METADATA_ITEM_MAX_LENGTH ||
 	    (u64)offset + length > region_length)
@@ -89,6 +94,23 @@ static int vhdx_metadata_entry_check(struct vhdx_image *img, u32 i,
 				 "metadata: entry %u: item at offset %u, length %u is outside the item area of the %llu byte region",
 				 i, offset, length,
 				 (unsigned long long)region_length);
+	return 0;
+}
+
+/* At most 2047 entries: a quadratic search is cheap here. */
+static int vhdx_metadata_check_unique(struct vhdx_image *img,
+				      const struct vhdx_metadata_table_entry *e,
+				      u32 i)
+{
+	u32 user = le32_to_cpu(e[i].flags) & VHDX_METADATA_FLAG_IS_USER;
+	u32 j;
+
+	for (j = 0; j < i; j++)
+		if (guid_equal(&e[j].item_id, &e[i].item_id) &&
+		    (le32_to_cpu(e[j].flags) & VHDX_METADATA_FLAG_IS_USER) == user)
+			return vhdx_fail(img, -EINVAL,
+					 "metadata: entries %u and %u describe the same item",
+					 j, i);
 	return 0;
 }
 
@@ -128,6 +150,8 @@ static int vhdx_metadata_scan(struct vhdx_image *img, const u8 *region,
 		char guid[VHDX_GUID_STRING_SIZE];
 
 		ret = vhdx_metadata_entry_check(img, i, &e[i], len);
+		if (!ret)
+			ret = vhdx_metadata_check_unique(img, e, i);
 		if (ret)
 			break;
 		if (length)
@@ -142,10 +166,6 @@ static int vhdx_metadata_scan(struct vhdx_image *img, const u8 *region,
 			ret = vhdx_fail(img, -EINVAL,
 					"metadata: entry %u: unknown item %s is marked required",
 					i, guid);
-		} else if (k >= 0 && items[k]) {
-			ret = vhdx_fail(img, -EINVAL,
-					"metadata: entry %u: second %s item", i,
-					vhdx_known_items[k].name);
 		} else if (k >= 0 && length < vhdx_known_items[k].length) {
 			ret = vhdx_fail(img, -EINVAL,
 					"metadata: entry %u: %s item is %u bytes, expected %u",

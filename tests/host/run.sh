@@ -24,12 +24,15 @@ virtual_size() {
 		python3 -c 'import json, sys; print(json.load(sys.stdin)["virtual-size"])'
 }
 
-# Data at the start, straddling the middle block boundary, in the last sector.
+# Data at the start, straddling a block boundary near the middle (the middle
+# itself when the disk is one block), and in the last sector.
 write_pattern() {
-	local img=$1 vs bs=$2
+	local img=$1 vs bs=$2 mid
 	vs=$(virtual_size "$img")
+	mid=$(( (vs / bs + 1) / 2 * bs ))
+	[ "$mid" -gt 0 ] && [ "$mid" -lt "$vs" ] || mid=$(( vs / 2 / 512 * 512 ))
 	qemu-io -f vhdx -c "write -P 0x5a 0 4k" \
-		-c "write -P 0x6b $(( (vs / bs / 2) * bs - 1536 )) 3k" \
+		-c "write -P 0x6b $((mid - 1536)) 3k" \
 		-c "write -P 0x7c $((vs - 512)) 512" "$img" >/dev/null
 }
 
