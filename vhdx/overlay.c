@@ -8,7 +8,7 @@
 
 /* Zeros are written from a buffer of this size, in chunks. */
 #define VHDX_OVERLAY_ZERO_CHUNK	(64 * VHDX_KiB)
-#define VHDX_OVERLAY_MAX_EXTENTS	(1U << 27)
+#define VHDX_OVERLAY_MAX_EXTENTS	BIT(27)
 
 static int vhdx_overlay_grow(struct vhdx_overlay *ov)
 {
