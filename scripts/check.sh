@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Every test, as CI runs it: dependencies, kernels, the W=1/sparse build
+# against 6.1 and 6.12 (one test per kernel), then the test runners that
+# exist (tests/kunit, tests/host, tests/e2e), each of which ends its output
+# with "N passed, M failed".  The last line printed is the sum, in the same
+# form; the exit status is non-zero if anything failed.
+#
+# Usage: scripts/check.sh
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNNERS=(tests/kunit/run.sh tests/host/run.sh tests/e2e/run.sh)
+
+PASSED=0
+FAILED=0
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dm-vhdx-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+summary() {
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" = 0 ]
+}
+
+stage() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
+
+# Without dependencies or kernels nothing else can run.
+setup() {
+	stage "scripts/deps.sh"
+	"$TOP/scripts/deps.sh" || { FAILED=$((FAILED + 1)); summary; exit 1; }
+	stage "scripts/kernels.sh"
+	"$TOP/scripts/kernels.sh" || { FAILED=$((FAILED + 1)); summary; exit 1; }
+}
+
+build() {
+	stage "build-all (W=1, sparse)"
+	"$TOP/scripts/build-all.sh" 2>&1 | tee "$WORK/build.out" || true
+	PASSED=$((PASSED + $(grep -c '^PASS build-' "$WORK/build.out" || true)))
+	FAILED=$((FAILED + $(grep -c '^FAIL build-' "$WORK/build.out" || true)))
+}
+
+# Run one runner and add its "N passed, M failed" line.  A runner that
+# fails without saying so, or dies before its summary, counts one failure.
+run_runner() {
+	local runner=$1 rc out=$WORK/runner.out last p f
+	stage "$runner"
+	set +e
+	# bash, not exec: a missing execute bit must not fail CI.
+	bash "$TOP/$runner" < /dev/null 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	set -e
+	last=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+	if [ -z "$last" ]; then
+		echo "check: $runner printed no 'N passed, M failed' line (rc=$rc)"
+		FAILED=$((FAILED + 1))
+		return
+	fi
+	read -r p _ f _ <<< "$last"
+	PASSED=$((PASSED + p))
+	FAILED=$((FAILED + f))
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "check: $runner exited $rc"
+		FAILED=$((FAILED + 1))
+	fi
+	echo "check: $runner: $last (rc=$rc)"
+}
+
+main() {
+	local r
+	setup
+	build
+	for r in "${RUNNERS[@]}"; do
+		if [ -f "$TOP/$r" ]; then
+			run_runner "$r"
+		else
+			echo "check: $r absent, skipped"
+		fi
+	done
+	stage "done"
+	summary
+}
+
+main "$@"
