@@ -5,16 +5,16 @@
  *
  * The table constructor opens the image through the format code in vhdx/,
  * which validates every structure, replays a dirty log and loads the BAT
- * into memory; map() then resolves each bio with one BAT lookup.
+ * into memory; map() then resolves each bio with one BAT lookup.  Writes
+ * that need a new block or a commit go to the worker in dm-vhdx-writer.c.
  */
 #include <linux/blkdev.h>
-#include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/module.h>
 
-#include "vhdx/vhdx.h"
+#include "dm-vhdx.h"
 
-#define DM_MSG_PREFIX "vhdx"
+#define VHDX_DEFAULT_COMMIT_MS	1000
 
 /* Linux 6.5 replaced fmode_t with blk_mode_t in dm_table_get_mode(). */
 #ifdef BLK_OPEN_WRITE
@@ -22,16 +22,6 @@
 #else
 #define VHDX_MODE_WRITE FMODE_WRITE
 #endif
-
-struct vhdx_target {
-	struct dm_target *ti;
-	struct dm_dev *dev;
-	struct dm_io_client *io_client;
-	struct vhdx_io io;
-	unsigned int block_sector_shift;
-	bool read_only;
-	struct vhdx_image img;
-};
 
 /*
  * dm core prints ti->error after the constructor has returned and freed
@@ -59,7 +49,7 @@ static __printf(2, 3) void vhdx_set_error(struct dm_target *ti,
 	ti->error = msg;
 }
 
-static const char *vhdx_name(struct vhdx_target *vt)
+const char *vhdx_name(struct vhdx_target *vt)
 {
 	return dm_device_name(dm_table_get_md(vt->ti->table));
 }
@@ -101,24 +91,44 @@ static int vhdx_io_flush(void *priv)
 	return blkdev_issue_flush(vt->dev->bdev);
 }
 
-/* No feature is defined yet; name the first one given so the user knows. */
-static int vhdx_parse_features(struct dm_target *ti, struct dm_arg_set *as)
+static int vhdx_parse_feature(struct dm_target *ti, struct vhdx_target *vt,
+			      const char *arg)
+{
+	const char *value;
+
+	value = str_has_prefix(arg, "commit_time:") ? strchr(arg, ':') + 1 : NULL;
+	if (value) {
+		if (kstrtouint(value, 10, &vt->commit_ms) ||
+		    vt->commit_ms > 3600 * MSEC_PER_SEC) {
+			vhdx_set_error(ti, "Invalid commit_time (milliseconds, at most an hour): %s",
+				       arg);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	vhdx_set_error(ti, "Unknown feature argument: %s", arg);
+	return -EINVAL;
+}
+
+static int vhdx_parse_features(struct dm_target *ti, struct vhdx_target *vt,
+			       struct dm_arg_set *as)
 {
 	static const struct dm_arg count_arg = {
-		0, UINT_MAX, "Invalid number of feature arguments"
+		0, 1, "Invalid number of feature arguments"
 	};
 	unsigned int count;
 	int ret;
 
+	vt->commit_ms = VHDX_DEFAULT_COMMIT_MS;
 	if (!as->argc)
 		return 0;
 	ret = dm_read_arg_group(&count_arg, as, &count, &ti->error);
 	if (ret)
 		return ret;
-	if (count) {
-		vhdx_set_error(ti, "Unknown feature argument: %s",
-			       dm_shift_arg(as));
-		return -EINVAL;
+	while (count--) {
+		ret = vhdx_parse_feature(ti, vt, dm_shift_arg(as));
+		if (ret)
+			return ret;
 	}
 	if (as->argc) {
 		vhdx_set_error(ti, "Unexpected argument after the features: %s",
@@ -173,6 +183,11 @@ static int vhdx_open_image(struct dm_target *ti, struct vhdx_target *vt)
 		return ret;
 	}
 	ret = vhdx_check_table(ti, vt);
+	if (!ret && !vt->read_only) {
+		ret = vhdx_writer_init(vt);
+		if (ret)
+			vhdx_set_error(ti, "%s", vt->img.error);
+	}
 	if (ret)
 		vhdx_close(&vt->img);
 	return ret;
@@ -206,7 +221,7 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	vt->ti = ti;
 	vt->read_only = !(dm_table_get_mode(ti->table) & VHDX_MODE_WRITE);
 	dm_consume_args(&as, 1);
-	ret = vhdx_parse_features(ti, &as);
+	ret = vhdx_parse_features(ti, vt, &as);
 	if (ret)
 		goto bad;
 	ret = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table),
@@ -229,6 +244,8 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	/* No bio crosses a payload block: one BAT lookup maps it whole. */
 	ret = dm_set_target_max_io_len(ti, 1U << vt->block_sector_shift);
 	if (ret) {
+		if (!vt->read_only)
+			vhdx_writer_exit(vt);
 		vhdx_close(&vt->img);
 		goto bad;
 	}
@@ -244,24 +261,20 @@ static void vhdx_dtr(struct dm_target *ti)
 {
 	struct vhdx_target *vt = ti->private;
 
+	if (!vt->read_only)
+		vhdx_writer_exit(vt);
 	vhdx_close(&vt->img);
 	vhdx_target_free(vt);
 }
 
 static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 {
-	const struct vhdx_geometry *geo = &vt->img.geo;
-	sector_t sector = dm_target_offset(vt->ti, bio->bi_iter.bi_sector);
-	u64 block = sector >> vt->block_sector_shift;
-	u64 index = vhdx_bat_payload_index(geo, block);
-	u64 entry = le64_to_cpu(READ_ONCE(vt->img.bat[index]));
-	sector_t in_block = sector & ((1ULL << vt->block_sector_shift) - 1);
+	sector_t sector = vhdx_bio_sector(vt, bio);
+	u64 entry = vhdx_bat_entry(vt, vhdx_payload_index(vt, sector));
 
 	switch (vhdx_bat_state(entry)) {
 	case VHDX_PAYLOAD_FULLY_PRESENT:
-		bio_set_dev(bio, vt->dev->bdev);
-		bio->bi_iter.bi_sector = (vhdx_bat_offset(entry) >> SECTOR_SHIFT) +
-					 in_block;
+		vhdx_remap(vt, bio, entry);
 		return DM_MAPIO_REMAPPED;
 	case VHDX_PAYLOAD_NOT_PRESENT:
 	case VHDX_PAYLOAD_UNDEFINED:
@@ -279,6 +292,30 @@ static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 	}
 }
 
+/*
+ * In place if the block is there and nothing has to happen first: the
+ * session's header update, an allocation, or, for FUA, a commit.
+ */
+static int vhdx_map_write(struct vhdx_target *vt, struct bio *bio)
+{
+	u64 entry;
+
+	if (test_bit(VHDX_FAILED, &vt->flags))
+		return DM_MAPIO_KILL;
+	if (!test_bit(VHDX_SESSION, &vt->flags))
+		goto defer;
+	entry = vhdx_bat_entry(vt, vhdx_payload_index(vt, vhdx_bio_sector(vt, bio)));
+	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
+		goto defer;
+	if ((bio->bi_opf & REQ_FUA) && vhdx_txn_dirty(&vt->img))
+		goto defer;
+	vhdx_remap(vt, bio, entry);
+	return DM_MAPIO_REMAPPED;
+defer:
+	vhdx_defer_bio(vt, bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
 static int vhdx_map(struct dm_target *ti, struct bio *bio)
 {
 	struct vhdx_target *vt = ti->private;
@@ -286,11 +323,49 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 	if (bio_op(bio) == REQ_OP_READ)
 		return vhdx_map_read(vt, bio);
 	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
+		/* Stable data is not enough while the BAT is not. */
+		if (!vt->read_only && vhdx_txn_dirty(&vt->img)) {
+			vhdx_defer_bio(vt, bio);
+			return DM_MAPIO_SUBMITTED;
+		}
 		bio_set_dev(bio, vt->dev->bdev);
 		return DM_MAPIO_REMAPPED;
 	}
-	DMERR_LIMIT("%s: writes are not supported yet", vhdx_name(vt));
-	return DM_MAPIO_KILL;
+	if (bio_op(bio) != REQ_OP_WRITE || vt->read_only) {
+		DMERR_LIMIT("%s: unsupported operation %u", vhdx_name(vt),
+			    bio_op(bio));
+		return DM_MAPIO_KILL;
+	}
+	return vhdx_map_write(vt, bio);
+}
+
+static void vhdx_postsuspend(struct dm_target *ti)
+{
+	struct vhdx_target *vt = ti->private;
+
+	if (!vt->read_only)
+		vhdx_writer_stop(vt);
+}
+
+/* The device may have grown (truncate -s, losetup -c) while suspended. */
+static void vhdx_resume(struct dm_target *ti)
+{
+	struct vhdx_target *vt = ti->private;
+	u64 size = bdev_nr_bytes(vt->dev->bdev);
+
+	if (size > vt->img.device_size) {
+		vt->img.device_size = size;
+		clear_bit(VHDX_NO_SPACE, &vt->flags);
+	}
+}
+
+static const char *vhdx_health(struct vhdx_target *vt)
+{
+	if (test_bit(VHDX_FAILED, &vt->flags))
+		return "fail";
+	if (test_bit(VHDX_NO_SPACE, &vt->flags))
+		return "no_space";
+	return "ok";
 }
 
 static const char *vhdx_log_state_name(enum vhdx_log_state state)
@@ -316,15 +391,20 @@ static void vhdx_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%u %u %u %llu/%llu %s %s", geo->logical_sector_size,
-		       geo->physical_sector_size, 1U << vt->block_sector_shift,
-		       (unsigned long long)vt->img.allocated_blocks,
+		DMEMIT("%u %u %u %llu/%llu %s %s %s",
+		       geo->logical_sector_size, geo->physical_sector_size,
+		       1U << vt->block_sector_shift,
+		       (unsigned long long)READ_ONCE(vt->img.allocated_blocks),
 		       (unsigned long long)geo->payload_blocks,
 		       vhdx_log_state_name(vt->img.log_state),
-		       vt->read_only ? "ro" : "rw");
+		       vt->read_only ? "ro" : "rw", vhdx_health(vt));
 		break;
 	case STATUSTYPE_TABLE:
-		DMEMIT("%s 0", vt->dev->name);
+		if (vt->commit_ms == VHDX_DEFAULT_COMMIT_MS)
+			DMEMIT("%s 0", vt->dev->name);
+		else
+			DMEMIT("%s 1 commit_time:%u", vt->dev->name,
+			       vt->commit_ms);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
@@ -359,11 +439,13 @@ static void vhdx_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type vhdx_target_type = {
 	.name = "vhdx",
-	.version = { 0, 1, 0 },
+	.version = { 0, 2, 0 },
 	.module = THIS_MODULE,
 	.ctr = vhdx_ctr,
 	.dtr = vhdx_dtr,
 	.map = vhdx_map,
+	.postsuspend = vhdx_postsuspend,
+	.resume = vhdx_resume,
 	.status = vhdx_status,
 	.iterate_devices = vhdx_iterate_devices,
 	.io_hints = vhdx_io_hints,

@@ -206,6 +206,8 @@ int vhdx_bat_check(struct vhdx_image *img)
 			objs[allocated++] = obj;
 	}
 	ret = vhdx_objects_check(img, objs, allocated);
+	if (!ret)
+		img->data_end = vhdx_objects_end(objs, allocated);
 	vhdx_free(objs);
 	if (ret) {
 		char why[VHDX_ERROR_MAX];

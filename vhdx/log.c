@@ -146,10 +146,7 @@ static const char *vhdx_log_check_header(const struct vhdx_log *log,
 		return "SequenceNumber is 0";
 	if (!guid_equal(&h->log_guid, &log->img->header.log_guid))
 		return "LogGuid differs from the header's";
-	desc_sectors = ((u64)info->descriptor_count +
-			VHDX_LOG_HEADER_DESCRIPTOR_SLOTS +
-			VHDX_LOG_DESCRIPTORS_PER_SECTOR - 1) /
-		       VHDX_LOG_DESCRIPTORS_PER_SECTOR;
+	desc_sectors = vhdx_log_descriptor_sectors(info->descriptor_count);
 	if (desc_sectors * VHDX_LOG_SECTOR > info->length)
 		return "DescriptorCount does not fit in EntryLength";
 	info->descriptor_sectors = (u32)desc_sectors;

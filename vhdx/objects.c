@@ -110,3 +110,16 @@ int vhdx_objects_check(struct vhdx_image *img, struct vhdx_object *objs,
 	}
 	return 0;
 }
+
+/*
+ * Where the next new object may go: past the end of every object, on the
+ * 1 MiB alignment the spec requires of objects.
+ */
+u64 vhdx_objects_end(const struct vhdx_object *objs, u64 count)
+{
+	u64 end = VHDX_HEADER_SECTION_SIZE, i;
+
+	for (i = 0; i < count; i++)
+		end = max_t(u64, end, objs[i].offset + objs[i].length);
+	return (end + VHDX_OBJECT_ALIGN - 1) & ~(VHDX_OBJECT_ALIGN - 1);
+}

@@ -71,6 +71,23 @@ enum vhdx_log_state {
 	VHDX_LOG_REPLAYED_IN_MEMORY,	/* replayed into the overlay only */
 };
 
+/*
+ * The write side (txn.c): BAT sectors changed since the last commit, and
+ * where the next log entry goes.  Only one thread at a time may call the
+ * txn functions; readers of the BAT only need READ_ONCE.
+ */
+struct vhdx_txn {
+	u8 *dirty;			/* one bit per 4 KiB BAT sector */
+	u32 bat_sectors;
+	u32 dirty_count;		/* 0: everything is on stable storage */
+	u32 max_updates;		/* BAT sectors in one log entry */
+	u32 log_pos;			/* ring offset of the next entry */
+	u64 log_sequence;		/* of the next entry */
+	bool session;			/* headers updated, LogGuid set */
+	guid_t file_write_guid;
+	guid_t data_write_guid;
+};
+
 struct vhdx_image {
 	const struct vhdx_io *io;
 	u64 device_size;
@@ -91,9 +108,11 @@ struct vhdx_image {
 
 	__le64 *bat;			/* geo.bat_entries, as on disk */
 	u64 allocated_blocks;		/* payload blocks that own data */
+	u64 data_end;			/* 1 MiB aligned end of the last object */
 
 	enum vhdx_log_state log_state;
 	struct vhdx_overlay overlay;
+	struct vhdx_txn txn;
 
 	char error[VHDX_ERROR_MAX];
 };
@@ -151,6 +170,7 @@ u32 vhdx_objects_add_fixed(const struct vhdx_image *img,
 			   struct vhdx_object *objs);
 int vhdx_objects_check(struct vhdx_image *img, struct vhdx_object *objs,
 		       u64 count);
+u64 vhdx_objects_end(const struct vhdx_object *objs, u64 count);
 
 /* header.c */
 int vhdx_file_identifier_check(struct vhdx_image *img, const void *buf);
@@ -230,5 +250,45 @@ int vhdx_log_collect(struct vhdx_image *img,
 		     const struct vhdx_log_sequence *seq,
 		     struct vhdx_overlay *ov);
 int vhdx_log_replay(struct vhdx_image *img);
+
+/* Descriptor sectors of an entry: the header takes two descriptor slots. */
+static inline u64 vhdx_log_descriptor_sectors(u64 descriptor_count)
+{
+	return (descriptor_count + VHDX_LOG_HEADER_DESCRIPTOR_SLOTS +
+		VHDX_LOG_DESCRIPTORS_PER_SECTOR - 1) /
+	       VHDX_LOG_DESCRIPTORS_PER_SECTOR;
+}
+
+/* log_write.c: one 4 KiB sector of metadata to be written through the log. */
+struct vhdx_log_update {
+	u64 offset;			/* in the file, 4 KiB aligned */
+	const void *data;		/* VHDX_LOG_SECTOR_SIZE bytes */
+};
+
+u32 vhdx_log_entry_length(u32 update_count);
+int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
+			 const struct vhdx_log_update *updates, u32 count);
+
+/*
+ * txn.c: changing the image.  A session starts with the first change
+ * (new FileWriteGuid, DataWriteGuid and LogGuid in the headers); BAT
+ * changes stay in memory until vhdx_commit() writes them through the log;
+ * vhdx_session_end() commits and empties the log so that any reader can
+ * open the image without replaying it.
+ */
+int vhdx_txn_init(struct vhdx_image *img);
+void vhdx_txn_free(struct vhdx_image *img);
+int vhdx_session_begin(struct vhdx_image *img);
+int vhdx_session_end(struct vhdx_image *img);
+void vhdx_bat_update(struct vhdx_image *img, u64 index, u64 entry);
+int vhdx_commit(struct vhdx_image *img);
+
+static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
+{
+	return READ_ONCE(img->txn.dirty_count) != 0;
+}
+
+/* alloc.c: room for new blocks, past every object the image holds. */
+int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset);
 
 #endif /* VHDX_VHDX_H */

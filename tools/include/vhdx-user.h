@@ -32,6 +32,10 @@ typedef uint64_t __le64;
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define U64_MAX		UINT64_MAX
 #define min_t(type, a, b) ((type)(a) < (type)(b) ? (type)(a) : (type)(b))
+#define max_t(type, a, b) ((type)(a) > (type)(b) ? (type)(a) : (type)(b))
+/* The tools are single-threaded: plain accesses stand in for the kernel's. */
+#define READ_ONCE(x)	(x)
+#define WRITE_ONCE(x, v) ((x) = (v))
 
 #define le16_to_cpu(x)	le16toh(x)
 #define le32_to_cpu(x)	le32toh(x)

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-vhdx: everything a write may have to wait for, done by one worker so
+ * that map() never sleeps: the header update that opens a session, the
+ * allocation of new blocks, and commits of the BAT through the log.
+ *
+ * As in dm-thin, a flush or FUA bio that arrives while BAT changes are not
+ * yet stable waits for the next commit, and commits are grouped: one
+ * commit serves every flush queued behind it, and a timer bounds what a
+ * crash without a flush can lose.
+ */
+#include <linux/blkdev.h>
+#include <linux/jiffies.h>
+
+#include "dm-vhdx.h"
+
+void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry)
+{
+	sector_t sector = vhdx_bio_sector(vt, bio);
+	sector_t in_block = sector & ((1ULL << vt->block_sector_shift) - 1);
+
+	bio_set_dev(bio, vt->dev->bdev);
+	bio->bi_iter.bi_sector = (vhdx_bat_offset(entry) >> SECTOR_SHIFT) +
+				 in_block;
+}
+
+void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio)
+{
+	unsigned long irqflags;
+
+	spin_lock_irqsave(&vt->lock, irqflags);
+	bio_list_add(&vt->deferred, bio);
+	spin_unlock_irqrestore(&vt->lock, irqflags);
+	queue_work(vt->wq, &vt->worker);
+}
+
+static void vhdx_set_failed(struct vhdx_target *vt)
+{
+	if (!test_and_set_bit(VHDX_FAILED, &vt->flags))
+		DMERR("%s: metadata update failed, no more writes: %s",
+		      vhdx_name(vt), vt->img.error);
+}
+
+static void vhdx_arm_commit(struct vhdx_target *vt)
+{
+	if (vt->commit_ms)
+		queue_delayed_work(vt->wq, &vt->commit_work,
+				   msecs_to_jiffies(vt->commit_ms));
+}
+
+static int vhdx_session_open(struct vhdx_target *vt)
+{
+	int ret;
+
+	if (test_bit(VHDX_SESSION, &vt->flags))
+		return 0;
+	ret = vhdx_session_begin(&vt->img);
+	if (ret) {
+		vhdx_set_failed(vt);
+		return ret;
+	}
+	set_bit(VHDX_SESSION, &vt->flags);
+	return 0;
+}
+
+/*
+ * A new block must read as zeros wherever the write does not cover it,
+ * whatever the device held there before; bytes past the virtual disk are
+ * never read, so they are left alone.
+ */
+static int vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
+			    u64 block, sector_t start)
+{
+	struct block_device *bdev = vt->dev->bdev;
+	sector_t used = vhdx_block_used_length(&vt->img.geo, block) >>
+			SECTOR_SHIFT;
+	sector_t head = vhdx_bio_sector(vt, bio) &
+			((1ULL << vt->block_sector_shift) - 1);
+	sector_t tail = head + bio_sectors(bio);
+	int ret = 0;
+
+	if (head)
+		ret = blkdev_issue_zeroout(bdev, start, head, GFP_NOIO, 0);
+	if (!ret && tail < used)
+		ret = blkdev_issue_zeroout(bdev, start + tail, used - tail,
+					   GFP_NOIO, 0);
+	return ret;
+}
+
+static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
+				  u64 index, u64 *entry)
+{
+	struct vhdx_image *img = &vt->img;
+	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
+	u64 offset;
+	int ret;
+
+	ret = vhdx_space_alloc(img, img->geo.block_size, &offset);
+	if (ret == -ENOSPC) {
+		if (!test_and_set_bit(VHDX_NO_SPACE, &vt->flags))
+			DMERR("%s: out of space: %s", vhdx_name(vt), img->error);
+		return BLK_STS_NOSPC;
+	}
+	ret = vhdx_zero_around(vt, bio, block, offset >> SECTOR_SHIFT);
+	if (ret) {
+		DMERR_LIMIT("%s: cannot zero new block %llu at %llu: %d",
+			    vhdx_name(vt), (unsigned long long)block,
+			    (unsigned long long)offset, ret);
+		return errno_to_blk_status(ret);
+	}
+	clear_bit(VHDX_NO_SPACE, &vt->flags);
+	*entry = offset | VHDX_PAYLOAD_FULLY_PRESENT;
+	vhdx_bat_update(img, index, *entry);
+	img->allocated_blocks++;
+	vhdx_arm_commit(vt);
+	return BLK_STS_OK;
+}
+
+/*
+ * A FUA write is stable only once the BAT entry that maps it is: such a
+ * write waits for the commit, as a flush does.
+ */
+static void vhdx_issue(struct vhdx_target *vt, struct bio *bio,
+		       struct bio_list *waiters)
+{
+	if (op_is_flush(bio->bi_opf) && vhdx_txn_dirty(&vt->img))
+		bio_list_add(waiters, bio);
+	else
+		dm_submit_bio_remap(bio, NULL);
+}
+
+static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
+			      struct bio_list *waiters)
+{
+	u64 index = vhdx_payload_index(vt, vhdx_bio_sector(vt, bio));
+	blk_status_t status = BLK_STS_OK;
+	u64 entry;
+
+	if (test_bit(VHDX_FAILED, &vt->flags) || vhdx_session_open(vt)) {
+		bio_io_error(bio);
+		return;
+	}
+	entry = vhdx_bat_entry(vt, index);
+	switch (vhdx_bat_state(entry)) {
+	case VHDX_PAYLOAD_FULLY_PRESENT:
+		break;
+	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+		DMERR_LIMIT("%s: write to a partially present block without a parent",
+			    vhdx_name(vt));
+		status = BLK_STS_IOERR;
+		break;
+	default:
+		status = vhdx_allocate(vt, bio, index, &entry);
+	}
+	if (status) {
+		bio->bi_status = status;
+		bio_endio(bio);
+		return;
+	}
+	vhdx_remap(vt, bio, entry);
+	vhdx_issue(vt, bio, waiters);
+}
+
+/*
+ * If nothing needed committing (another commit got there first), a flush
+ * still has to reach the device for the data written before it.
+ */
+static void vhdx_release_waiters(struct vhdx_target *vt,
+				 struct bio_list *waiters, bool committed,
+				 int ret)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(waiters))) {
+		if (ret) {
+			bio_io_error(bio);
+		} else if (bio_sectors(bio)) {
+			dm_submit_bio_remap(bio, NULL);
+		} else if (committed) {
+			bio_endio(bio);
+		} else {
+			bio_set_dev(bio, vt->dev->bdev);
+			dm_submit_bio_remap(bio, NULL);
+		}
+	}
+}
+
+static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters)
+{
+	bool committed = vhdx_txn_dirty(&vt->img);
+	int ret = 0;
+
+	if (committed && !test_bit(VHDX_FAILED, &vt->flags)) {
+		ret = vhdx_commit(&vt->img);
+		if (ret)
+			vhdx_set_failed(vt);
+	} else if (committed) {
+		ret = -EIO;
+	}
+	vhdx_release_waiters(vt, waiters, committed, ret);
+}
+
+static void vhdx_worker(struct work_struct *work)
+{
+	struct vhdx_target *vt = container_of(work, struct vhdx_target, worker);
+	struct bio_list bios, waiters;
+	struct bio *bio;
+
+	bio_list_init(&waiters);
+	spin_lock_irq(&vt->lock);
+	bios = vt->deferred;
+	bio_list_init(&vt->deferred);
+	spin_unlock_irq(&vt->lock);
+
+	while ((bio = bio_list_pop(&bios))) {
+		if (bio_sectors(bio))
+			vhdx_handle_write(vt, bio, &waiters);
+		else
+			bio_list_add(&waiters, bio);
+	}
+	if (!bio_list_empty(&waiters) ||
+	    test_and_clear_bit(VHDX_COMMIT_DUE, &vt->flags))
+		vhdx_commit_for(vt, &waiters);
+}
+
+static void vhdx_commit_timer(struct work_struct *work)
+{
+	struct vhdx_target *vt = container_of(to_delayed_work(work),
+					      struct vhdx_target, commit_work);
+
+	set_bit(VHDX_COMMIT_DUE, &vt->flags);
+	queue_work(vt->wq, &vt->worker);
+}
+
+int vhdx_writer_init(struct vhdx_target *vt)
+{
+	int ret = vhdx_txn_init(&vt->img);
+
+	if (ret)
+		return ret;
+	spin_lock_init(&vt->lock);
+	bio_list_init(&vt->deferred);
+	INIT_WORK(&vt->worker, vhdx_worker);
+	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
+	vt->wq = alloc_ordered_workqueue("dm-vhdx", WQ_MEM_RECLAIM);
+	if (!vt->wq) {
+		vhdx_txn_free(&vt->img);
+		return vhdx_fail(&vt->img, -ENOMEM,
+				 "cannot allocate the workqueue");
+	}
+	return 0;
+}
+
+/*
+ * Called with no bio in flight (postsuspend, or the destructor): commit
+ * and empty the log, so that QEMU, Hyper-V or libvhdi can open the image
+ * without a replay and a reload starts from what is on disk.
+ */
+void vhdx_writer_stop(struct vhdx_target *vt)
+{
+	int ret;
+
+	cancel_delayed_work_sync(&vt->commit_work);
+	flush_workqueue(vt->wq);
+	clear_bit(VHDX_COMMIT_DUE, &vt->flags);
+	if (!test_bit(VHDX_SESSION, &vt->flags) ||
+	    test_bit(VHDX_FAILED, &vt->flags))
+		return;
+	ret = vhdx_session_end(&vt->img);
+	if (ret)
+		vhdx_set_failed(vt);
+	else
+		clear_bit(VHDX_SESSION, &vt->flags);
+}
+
+void vhdx_writer_exit(struct vhdx_target *vt)
+{
+	vhdx_writer_stop(vt);
+	destroy_workqueue(vt->wq);
+	vhdx_txn_free(&vt->img);
+}

@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Changing an image: sessions, BAT updates and commits through the log.
+ *
+ * A commit writes one log entry holding every BAT sector changed since the
+ * last commit, with a flush before it (the data the new entries point at
+ * must be stable first) and one after it; then it writes the sectors in
+ * place without waiting.  The flush that starts the next commit, or the
+ * one that ends the session, makes them stable; until then the entry on
+ * disk replays them.  Two flushes per commit, where QEMU spends about
+ * eight per allocated block.
+ */
+#include "vhdx.h"
+
+#define VHDX_BAT_SECTOR			VHDX_LOG_SECTOR_SIZE
+#define VHDX_BAT_ENTRIES_PER_SECTOR	(VHDX_BAT_SECTOR / sizeof(__le64))
+
+/* Largest n whose entry fits in half the ring (see log_write.c). */
+static u32 vhdx_txn_max_updates(u32 log_length)
+{
+	u32 n = log_length / 2 / VHDX_LOG_SECTOR_SIZE;
+
+	while (n && vhdx_log_entry_length(n) > log_length / 2)
+		n--;
+	return n;
+}
+
+int vhdx_txn_init(struct vhdx_image *img)
+{
+	struct vhdx_txn *txn = &img->txn;
+	u64 bat_bytes = img->geo.bat_entries * sizeof(__le64);
+
+	txn->bat_sectors = (u32)((bat_bytes + VHDX_BAT_SECTOR - 1) /
+				 VHDX_BAT_SECTOR);
+	txn->max_updates =
+		vhdx_txn_max_updates(le32_to_cpu(img->header.log_length));
+	if (!txn->max_updates)
+		return vhdx_fail(img, -EINVAL,
+				 "log: %u bytes are too few to log one BAT sector",
+				 le32_to_cpu(img->header.log_length));
+	txn->dirty = vhdx_alloc(txn->bat_sectors / 8 + 1);
+	if (!txn->dirty)
+		return vhdx_fail(img, -ENOMEM, "out of memory for the BAT's dirty map");
+	return 0;
+}
+
+void vhdx_txn_free(struct vhdx_image *img)
+{
+	vhdx_free(img->txn.dirty);
+	img->txn.dirty = NULL;
+}
+
+static bool vhdx_txn_test(const struct vhdx_txn *txn, u32 sector)
+{
+	return txn->dirty[sector / 8] & (1U << (sector % 8));
+}
+
+void vhdx_bat_update(struct vhdx_image *img, u64 index, u64 entry)
+{
+	struct vhdx_txn *txn = &img->txn;
+	u32 sector = (u32)(index / VHDX_BAT_ENTRIES_PER_SECTOR);
+
+	WRITE_ONCE(img->bat[index], cpu_to_le64(entry));
+	if (vhdx_txn_test(txn, sector))
+		return;
+	txn->dirty[sector / 8] |= 1U << (sector % 8);
+	WRITE_ONCE(txn->dirty_count, txn->dirty_count + 1);
+}
+
+static int vhdx_txn_flush(struct vhdx_image *img, const char *when)
+{
+	int ret = img->io->flush(img->io->priv);
+
+	if (ret)
+		return vhdx_fail(img, ret, "flush error %d %s", ret, when);
+	return 0;
+}
+
+/*
+ * MS-VHDX says to set a new LogGuid before overwriting log space.  The
+ * log is empty here (LogGuid null), so nothing in it can be lost; writing
+ * the first entry before the header that names its GUID means that no
+ * crash can leave a header whose LogGuid has no valid entry, which the
+ * spec calls a corrupt file.
+ */
+int vhdx_session_begin(struct vhdx_image *img)
+{
+	struct vhdx_txn *txn = &img->txn;
+	guid_t log_guid;
+	int ret;
+
+	if (txn->session)
+		return 0;
+	vhdx_guid_gen(&txn->file_write_guid);
+	vhdx_guid_gen(&txn->data_write_guid);
+	vhdx_guid_gen(&log_guid);
+	txn->log_pos = 0;
+	txn->log_sequence = 1;
+	ret = vhdx_log_write_entry(img, &log_guid, NULL, 0);
+	if (!ret)
+		ret = vhdx_txn_flush(img, "after the first log entry");
+	if (!ret)
+		ret = vhdx_header_update(img, &txn->file_write_guid,
+					 &txn->data_write_guid, &log_guid);
+	if (!ret)
+		txn->session = true;
+	return ret;
+}
+
+/* Up to max_updates dirty sectors from @start on; returns how many. */
+static u32 vhdx_txn_gather(struct vhdx_image *img, u32 *start,
+			   struct vhdx_log_update *updates)
+{
+	struct vhdx_txn *txn = &img->txn;
+	u64 bat = img->bat_region->offset;
+	u32 n = 0;
+
+	for (; *start < txn->bat_sectors && n < txn->max_updates; (*start)++) {
+		if (!vhdx_txn_test(txn, *start))
+			continue;
+		updates[n].offset = bat + (u64)*start * VHDX_BAT_SECTOR;
+		updates[n].data = (const u8 *)img->bat +
+				  (u64)*start * VHDX_BAT_SECTOR;
+		n++;
+	}
+	return n;
+}
+
+static int vhdx_txn_apply(struct vhdx_image *img,
+			  const struct vhdx_log_update *updates, u32 count)
+{
+	u32 i;
+	int ret;
+
+	for (i = 0; i < count; i++) {
+		ret = img->io->write(img->io->priv, updates[i].offset,
+				     updates[i].data, VHDX_BAT_SECTOR);
+		if (ret)
+			return vhdx_fail(img, ret,
+					 "BAT: write error %d at %llu", ret,
+					 (unsigned long long)updates[i].offset);
+	}
+	return 0;
+}
+
+/*
+ * The sectors are logged straight from the in-memory BAT: the caller is
+ * the only writer of the BAT, so it cannot change under the commit.
+ */
+int vhdx_commit(struct vhdx_image *img)
+{
+	struct vhdx_txn *txn = &img->txn;
+	struct vhdx_log_update *updates;
+	u32 start = 0, count;
+	int ret = 0;
+
+	if (!txn->dirty_count)
+		return 0;
+	if (!txn->session)
+		return vhdx_fail(img, -EINVAL, "commit outside a session");
+	updates = vhdx_alloc(txn->max_updates * sizeof(*updates));
+	if (!updates)
+		return vhdx_fail(img, -ENOMEM, "out of memory for a commit");
+	while ((count = vhdx_txn_gather(img, &start, updates))) {
+		ret = vhdx_txn_flush(img, "before a log entry");
+		if (!ret)
+			ret = vhdx_log_write_entry(img, &img->header.log_guid,
+						   updates, count);
+		if (!ret)
+			ret = vhdx_txn_flush(img, "after a log entry");
+		if (!ret)
+			ret = vhdx_txn_apply(img, updates, count);
+		if (ret)
+			break;
+	}
+	vhdx_free(updates);
+	if (ret)
+		return ret;
+	memset(txn->dirty, 0, txn->bat_sectors / 8 + 1);
+	WRITE_ONCE(txn->dirty_count, 0);
+	return 0;
+}
+
+/* After this the log is empty and any reader opens the image as it is. */
+int vhdx_session_end(struct vhdx_image *img)
+{
+	static const guid_t null_guid;
+	struct vhdx_txn *txn = &img->txn;
+	int ret;
+
+	if (!txn->session)
+		return 0;
+	ret = vhdx_commit(img);
+	if (!ret)
+		ret = vhdx_txn_flush(img, "before emptying the log");
+	if (!ret)
+		ret = vhdx_header_update(img, &txn->file_write_guid,
+					 &txn->data_write_guid, &null_guid);
+	if (!ret)
+		txn->session = false;
+	return ret;
+}
