@@ -161,6 +161,39 @@ static int vhdx_check_table(struct dm_target *ti, struct vhdx_target *vt)
 	return 0;
 }
 
+/*
+ * Opens the image, or, while another table of the same mapped device still
+ * owns it (a reload before the old table is suspended), only reads it
+ * without writing: the real open waits for preresume, when the old table
+ * has committed and emptied the log.
+ */
+static int vhdx_load(struct vhdx_target *vt, bool probe)
+{
+	struct block_device *bdev = vt->dev->bdev;
+	bool read_only = vt->read_only || probe;
+	int ret;
+
+	vt->io = (struct vhdx_io) {
+		.priv = vt,
+		.read = vhdx_io_read,
+		.write = read_only ? NULL : vhdx_io_write,
+		.flush = read_only ? NULL : vhdx_io_flush,
+	};
+	ret = vhdx_open(&vt->img, &vt->io, bdev_nr_bytes(bdev), read_only);
+	if (ret || read_only)
+		return ret;
+	ret = vhdx_txn_init(&vt->img);
+	if (ret)
+		vhdx_close(&vt->img);
+	return ret;
+}
+
+static void vhdx_unload(struct vhdx_target *vt)
+{
+	vhdx_txn_free(&vt->img);
+	vhdx_close(&vt->img);
+}
+
 static int vhdx_open_image(struct dm_target *ti, struct vhdx_target *vt)
 {
 	struct block_device *bdev = vt->dev->bdev;
@@ -171,13 +204,7 @@ static int vhdx_open_image(struct dm_target *ti, struct vhdx_target *vt)
 			       bdev_logical_block_size(bdev), VHDX_IO_ALIGN);
 		return -EINVAL;
 	}
-	vt->io = (struct vhdx_io) {
-		.priv = vt,
-		.read = vhdx_io_read,
-		.write = vt->read_only ? NULL : vhdx_io_write,
-		.flush = vt->read_only ? NULL : vhdx_io_flush,
-	};
-	ret = vhdx_open(&vt->img, &vt->io, bdev_nr_bytes(bdev), vt->read_only);
+	ret = vhdx_load(vt, vt->reopen);
 	if (ret) {
 		vhdx_set_error(ti, "%s", vt->img.error);
 		return ret;
@@ -189,8 +216,49 @@ static int vhdx_open_image(struct dm_target *ti, struct vhdx_target *vt)
 			vhdx_set_error(ti, "%s", vt->img.error);
 	}
 	if (ret)
-		vhdx_close(&vt->img);
+		vhdx_unload(vt);
 	return ret;
+}
+
+/*
+ * Every table of this target, by device: two mapped devices writing one
+ * image would corrupt it, and a reload of the same mapped device must not
+ * open the image while the old table may still write to it.
+ */
+static DEFINE_MUTEX(vhdx_registry_lock);
+static LIST_HEAD(vhdx_registry);
+
+static int vhdx_register(struct dm_target *ti, struct vhdx_target *vt)
+{
+	struct mapped_device *md = dm_table_get_md(ti->table);
+	struct vhdx_target *other;
+	int ret = 0;
+
+	mutex_lock(&vhdx_registry_lock);
+	list_for_each_entry(other, &vhdx_registry, node) {
+		if (other->dev->bdev != vt->dev->bdev)
+			continue;
+		if (dm_table_get_md(other->ti->table) == md) {
+			vt->reopen = true;
+		} else if (!vt->read_only || !other->read_only) {
+			vhdx_set_error(ti, "%s is already mapped by %s%s",
+				       vt->dev->name, vhdx_name(other),
+				       other->read_only ? "" : " read-write");
+			ret = -EBUSY;
+			break;
+		}
+	}
+	if (!ret)
+		list_add(&vt->node, &vhdx_registry);
+	mutex_unlock(&vhdx_registry_lock);
+	return ret;
+}
+
+static void vhdx_unregister(struct vhdx_target *vt)
+{
+	mutex_lock(&vhdx_registry_lock);
+	list_del(&vt->node);
+	mutex_unlock(&vhdx_registry_lock);
 }
 
 static void vhdx_target_free(struct vhdx_target *vt)
@@ -237,21 +305,26 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Cannot create the dm-io client";
 		goto bad;
 	}
-	ret = vhdx_open_image(ti, vt);
+	ret = vhdx_register(ti, vt);
 	if (ret)
 		goto bad;
+	ret = vhdx_open_image(ti, vt);
+	if (ret)
+		goto bad_unregister;
 	vt->block_sector_shift = vt->img.geo.block_shift - SECTOR_SHIFT;
 	/* No bio crosses a payload block: one BAT lookup maps it whole. */
 	ret = dm_set_target_max_io_len(ti, 1U << vt->block_sector_shift);
 	if (ret) {
 		if (!vt->read_only)
 			vhdx_writer_exit(vt);
-		vhdx_close(&vt->img);
-		goto bad;
+		vhdx_unload(vt);
+		goto bad_unregister;
 	}
 	ti->num_flush_bios = 1;
 	ti->private = vt;
 	return 0;
+bad_unregister:
+	vhdx_unregister(vt);
 bad:
 	vhdx_target_free(vt);
 	return ret;
@@ -263,7 +336,8 @@ static void vhdx_dtr(struct dm_target *ti)
 
 	if (!vt->read_only)
 		vhdx_writer_exit(vt);
-	vhdx_close(&vt->img);
+	vhdx_unload(vt);
+	vhdx_unregister(vt);
 	vhdx_target_free(vt);
 }
 
@@ -347,16 +421,46 @@ static void vhdx_postsuspend(struct dm_target *ti)
 		vhdx_writer_stop(vt);
 }
 
-/* The device may have grown (truncate -s, losetup -c) while suspended. */
-static void vhdx_resume(struct dm_target *ti)
+/* The old table of a reload is suspended now: open the image for real. */
+static int vhdx_reopen(struct vhdx_target *vt)
+{
+	struct vhdx_geometry geo = vt->img.geo;
+	int ret;
+
+	vhdx_unload(vt);
+	ret = vhdx_load(vt, false);
+	if (!ret && (vt->img.geo.virtual_size != geo.virtual_size ||
+		     vt->img.geo.block_size != geo.block_size)) {
+		vhdx_unload(vt);
+		ret = vhdx_fail(&vt->img, -EINVAL,
+				"the image's geometry changed since the table was loaded");
+	}
+	if (ret) {
+		DMERR("%s: cannot open the image: %s", vhdx_name(vt),
+		      vt->img.error);
+		return ret;
+	}
+	vt->reopen = false;
+	return 0;
+}
+
+static int vhdx_preresume(struct dm_target *ti)
 {
 	struct vhdx_target *vt = ti->private;
 	u64 size = bdev_nr_bytes(vt->dev->bdev);
+	int ret;
 
+	if (vt->reopen) {
+		ret = vhdx_reopen(vt);
+		if (ret)
+			return ret;
+	}
+	/* The device may have grown (truncate -s, losetup -c) meanwhile. */
 	if (size > vt->img.device_size) {
 		vt->img.device_size = size;
 		clear_bit(VHDX_NO_SPACE, &vt->flags);
 	}
+	return 0;
 }
 
 static const char *vhdx_health(struct vhdx_target *vt)
@@ -445,7 +549,7 @@ static struct target_type vhdx_target_type = {
 	.dtr = vhdx_dtr,
 	.map = vhdx_map,
 	.postsuspend = vhdx_postsuspend,
-	.resume = vhdx_resume,
+	.preresume = vhdx_preresume,
 	.status = vhdx_status,
 	.iterate_devices = vhdx_iterate_devices,
 	.io_hints = vhdx_io_hints,

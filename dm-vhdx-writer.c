@@ -234,20 +234,14 @@ static void vhdx_commit_timer(struct work_struct *work)
 
 int vhdx_writer_init(struct vhdx_target *vt)
 {
-	int ret = vhdx_txn_init(&vt->img);
-
-	if (ret)
-		return ret;
 	spin_lock_init(&vt->lock);
 	bio_list_init(&vt->deferred);
 	INIT_WORK(&vt->worker, vhdx_worker);
 	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
 	vt->wq = alloc_ordered_workqueue("dm-vhdx", WQ_MEM_RECLAIM);
-	if (!vt->wq) {
-		vhdx_txn_free(&vt->img);
+	if (!vt->wq)
 		return vhdx_fail(&vt->img, -ENOMEM,
 				 "cannot allocate the workqueue");
-	}
 	return 0;
 }
 
@@ -277,5 +271,4 @@ void vhdx_writer_exit(struct vhdx_target *vt)
 {
 	vhdx_writer_stop(vt);
 	destroy_workqueue(vt->wq);
-	vhdx_txn_free(&vt->img);
 }

@@ -29,6 +29,8 @@ struct vhdx_target {
 	struct vhdx_io io;
 	unsigned int block_sector_shift;
 	bool read_only;
+	bool reopen;			/* opened read-only until preresume */
+	struct list_head node;		/* in the registry of all tables */
 	unsigned int commit_ms;		/* 0: commit on flush only */
 	unsigned long flags;
 

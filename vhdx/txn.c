@@ -30,6 +30,7 @@ int vhdx_txn_init(struct vhdx_image *img)
 	struct vhdx_txn *txn = &img->txn;
 	u64 bat_bytes = img->geo.bat_entries * sizeof(__le64);
 
+	memset(txn, 0, sizeof(*txn));
 	txn->bat_sectors = (u32)((bat_bytes + VHDX_BAT_SECTOR - 1) /
 				 VHDX_BAT_SECTOR);
 	txn->max_updates =
