@@ -94,11 +94,10 @@ static int vhdx_io_flush(void *priv)
 static int vhdx_parse_feature(struct dm_target *ti, struct vhdx_target *vt,
 			      const char *arg)
 {
-	const char *value;
+	size_t prefix = str_has_prefix(arg, "commit_time:");
 
-	value = str_has_prefix(arg, "commit_time:") ? strchr(arg, ':') + 1 : NULL;
-	if (value) {
-		if (kstrtouint(value, 10, &vt->commit_ms) ||
+	if (prefix) {
+		if (kstrtouint(arg + prefix, 10, &vt->commit_ms) ||
 		    vt->commit_ms > 3600 * MSEC_PER_SEC) {
 			vhdx_set_error(ti, "Invalid commit_time (milliseconds, at most an hour): %s",
 				       arg);
