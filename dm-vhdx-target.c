@@ -99,7 +99,7 @@ static int vhdx_parse_feature(struct dm_target *ti, struct vhdx_target *vt,
 	if (prefix) {
 		if (kstrtouint(arg + prefix, 10, &vt->commit_ms) ||
 		    vt->commit_ms > 3600 * MSEC_PER_SEC) {
-			vhdx_set_error(ti, "Invalid commit_time (milliseconds, at most an hour): %s",
+			vhdx_set_error(ti, "Invalid commit_time (ms, at most 3600000): %s",
 				       arg);
 			return -EINVAL;
 		}
