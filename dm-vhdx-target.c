@@ -320,6 +320,17 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_unregister;
 	}
 	ti->num_flush_bios = 1;
+	ti->per_io_data_size = sizeof(bool);
+	/*
+	 * Discards give blocks back, which a fixed image (LeaveBlockAllocated)
+	 * must not do; the device below need not support discard itself.
+	 */
+	vt->discards = !vt->read_only &&
+		       !(vt->img.file_flags & VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED);
+	if (vt->discards) {
+		ti->num_discard_bios = 1;
+		ti->discards_supported = true;
+	}
 	ti->private = vt;
 	return 0;
 bad_unregister:
@@ -343,8 +354,10 @@ static void vhdx_dtr(struct dm_target *ti)
 static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 {
 	sector_t sector = vhdx_bio_sector(vt, bio);
-	u64 entry = vhdx_bat_entry(vt, vhdx_payload_index(vt, sector));
+	u64 entry = vhdx_pin_entry(vt, bio, vhdx_payload_index(vt, sector));
 
+	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
+		vhdx_unpin(vt, bio);
 	switch (vhdx_bat_state(entry)) {
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		vhdx_remap(vt, bio, entry);
@@ -377,7 +390,8 @@ static int vhdx_map_write(struct vhdx_target *vt, struct bio *bio)
 		return DM_MAPIO_KILL;
 	if (!test_bit(VHDX_SESSION, &vt->flags))
 		goto defer;
-	entry = vhdx_bat_entry(vt, vhdx_payload_index(vt, vhdx_bio_sector(vt, bio)));
+	entry = vhdx_pin_entry(vt, bio,
+			       vhdx_payload_index(vt, vhdx_bio_sector(vt, bio)));
 	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
 		goto defer;
 	if ((bio->bi_opf & REQ_FUA) && vhdx_txn_dirty(&vt->img))
@@ -385,6 +399,7 @@ static int vhdx_map_write(struct vhdx_target *vt, struct bio *bio)
 	vhdx_remap(vt, bio, entry);
 	return DM_MAPIO_REMAPPED;
 defer:
+	vhdx_unpin(vt, bio);
 	vhdx_defer_bio(vt, bio);
 	return DM_MAPIO_SUBMITTED;
 }
@@ -393,6 +408,7 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 {
 	struct vhdx_target *vt = ti->private;
 
+	*(bool *)dm_per_bio_data(bio, sizeof(bool)) = false;
 	if (bio_op(bio) == REQ_OP_READ)
 		return vhdx_map_read(vt, bio);
 	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
@@ -404,12 +420,23 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 		bio_set_dev(bio, vt->dev->bdev);
 		return DM_MAPIO_REMAPPED;
 	}
+	if (bio_op(bio) == REQ_OP_DISCARD && vt->discards) {
+		vhdx_defer_bio(vt, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
 	if (bio_op(bio) != REQ_OP_WRITE || vt->read_only) {
 		DMERR_LIMIT("%s: unsupported operation %u", vhdx_name(vt),
 			    bio_op(bio));
 		return DM_MAPIO_KILL;
 	}
 	return vhdx_map_write(vt, bio);
+}
+
+static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
+		       blk_status_t *error)
+{
+	vhdx_unpin(ti->private, bio);
+	return DM_ENDIO_DONE;
 }
 
 static void vhdx_postsuspend(struct dm_target *ti)
@@ -538,6 +565,11 @@ static void vhdx_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	limits->logical_block_size = geo->logical_sector_size;
 	limits->physical_block_size = physical;
 	limits->io_min = physical;
+	if (vt->discards) {
+		limits->discard_granularity = geo->block_size;
+		limits->max_hw_discard_sectors = UINT_MAX;
+		limits->max_discard_sectors = UINT_MAX;
+	}
 }
 
 static struct target_type vhdx_target_type = {
@@ -547,6 +579,7 @@ static struct target_type vhdx_target_type = {
 	.ctr = vhdx_ctr,
 	.dtr = vhdx_dtr,
 	.map = vhdx_map,
+	.end_io = vhdx_end_io,
 	.postsuspend = vhdx_postsuspend,
 	.preresume = vhdx_preresume,
 	.status = vhdx_status,

@@ -24,6 +24,44 @@ void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry)
 				 in_block;
 }
 
+/*
+ * A bio is pinned from before it reads its BAT entry until it completes,
+ * so that a block given back by a discard is reused only once no bio can
+ * still be on its way to it: either the discard's BAT change is seen by
+ * the bio, or the bio's pin is seen by vhdx_recycle().
+ */
+u64 vhdx_pin_entry(struct vhdx_target *vt, struct bio *bio, u64 index)
+{
+	bool *pinned = dm_per_bio_data(bio, sizeof(bool));
+
+	if (!*pinned) {
+		atomic_inc(&vt->inflight);
+		smp_mb__after_atomic();
+		*pinned = true;
+	}
+	return vhdx_bat_entry(vt, index);
+}
+
+void vhdx_unpin(struct vhdx_target *vt, struct bio *bio)
+{
+	bool *pinned = dm_per_bio_data(bio, sizeof(bool));
+
+	if (*pinned) {
+		*pinned = false;
+		atomic_dec(&vt->inflight);
+	}
+}
+
+/* Blocks given back are reused once their release is stable and unused. */
+static void vhdx_recycle(struct vhdx_target *vt)
+{
+	if (!vhdx_space_released(&vt->img) || vhdx_txn_dirty(&vt->img))
+		return;
+	smp_mb();
+	if (!atomic_read(&vt->inflight))
+		vhdx_space_recycle(&vt->img);
+}
+
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio)
 {
 	unsigned long irqflags;
@@ -95,6 +133,7 @@ static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
 	u64 offset;
 	int ret;
 
+	vhdx_recycle(vt);
 	ret = vhdx_space_alloc(img, img->geo.block_size, &offset);
 	if (ret == -ENOSPC) {
 		if (!test_and_set_bit(VHDX_NO_SPACE, &vt->flags))
@@ -140,7 +179,7 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 		bio_io_error(bio);
 		return;
 	}
-	entry = vhdx_bat_entry(vt, index);
+	entry = vhdx_pin_entry(vt, bio, index);
 	switch (vhdx_bat_state(entry)) {
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		break;
@@ -198,6 +237,62 @@ static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters)
 		ret = -EIO;
 	}
 	vhdx_release_waiters(vt, waiters, committed, ret);
+	vhdx_recycle(vt);
+}
+
+/* Only whole blocks are given back; the rest of a discard is a hint. */
+static bool vhdx_discard_covers(struct vhdx_target *vt, u64 block,
+				sector_t start, sector_t end)
+{
+	sector_t first = block << vt->block_sector_shift;
+	sector_t last = first +
+		(vhdx_block_used_length(&vt->img.geo, block) >> SECTOR_SHIFT);
+
+	return first >= start && last <= end;
+}
+
+static void vhdx_discard_block(struct vhdx_target *vt, u64 block)
+{
+	struct vhdx_image *img = &vt->img;
+	u64 index = vhdx_bat_payload_index(&img->geo, block);
+	u64 entry = vhdx_bat_entry(vt, index);
+	struct block_device *bdev = vt->dev->bdev;
+
+	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
+		return;
+	vhdx_bat_update(img, index, VHDX_PAYLOAD_NOT_PRESENT);
+	img->allocated_blocks--;
+	/* A short last block may have been allocated short: not reusable. */
+	if (vhdx_block_used_length(&img->geo, block) == img->geo.block_size)
+		vhdx_space_release(img, vhdx_bat_offset(entry));
+	/* Let a sparse file or a thin device free the space; only a hint. */
+	if (bdev_max_discard_sectors(bdev))
+		blkdev_issue_discard(bdev, vhdx_bat_offset(entry) >> SECTOR_SHIFT,
+				     img->geo.block_size >> SECTOR_SHIFT,
+				     GFP_NOIO);
+}
+
+static void vhdx_handle_discard(struct vhdx_target *vt, struct bio *bio)
+{
+	sector_t start = vhdx_bio_sector(vt, bio);
+	sector_t end = start + bio_sectors(bio);
+	u64 block, last = (end - 1) >> vt->block_sector_shift;
+	bool changed = false;
+
+	for (block = start >> vt->block_sector_shift; block <= last; block++) {
+		if (!vhdx_discard_covers(vt, block, start, end))
+			continue;
+		if (!changed && (test_bit(VHDX_FAILED, &vt->flags) ||
+				 vhdx_session_open(vt))) {
+			bio_io_error(bio);
+			return;
+		}
+		changed = true;
+		vhdx_discard_block(vt, block);
+	}
+	if (changed)
+		vhdx_arm_commit(vt);
+	bio_endio(bio);
 }
 
 static void vhdx_worker(struct work_struct *work)
@@ -213,7 +308,9 @@ static void vhdx_worker(struct work_struct *work)
 	spin_unlock_irq(&vt->lock);
 
 	while ((bio = bio_list_pop(&bios))) {
-		if (bio_sectors(bio))
+		if (bio_op(bio) == REQ_OP_DISCARD)
+			vhdx_handle_discard(vt, bio);
+		else if (bio_sectors(bio))
 			vhdx_handle_write(vt, bio, &waiters);
 		else
 			bio_list_add(&waiters, bio);
@@ -261,10 +358,12 @@ void vhdx_writer_stop(struct vhdx_target *vt)
 	    test_bit(VHDX_FAILED, &vt->flags))
 		return;
 	ret = vhdx_session_end(&vt->img);
-	if (ret)
+	if (ret) {
 		vhdx_set_failed(vt);
-	else
-		clear_bit(VHDX_SESSION, &vt->flags);
+		return;
+	}
+	clear_bit(VHDX_SESSION, &vt->flags);
+	vhdx_recycle(vt);
 }
 
 void vhdx_writer_exit(struct vhdx_target *vt)

@@ -29,10 +29,12 @@ struct vhdx_target {
 	struct vhdx_io io;
 	unsigned int block_sector_shift;
 	bool read_only;
+	bool discards;			/* blocks may be given back */
 	bool reopen;			/* opened read-only until preresume */
 	struct list_head node;		/* in the registry of all tables */
 	unsigned int commit_ms;		/* 0: commit on flush only */
 	unsigned long flags;
+	atomic_t inflight;		/* bios mapped to a block, not done */
 
 	/* Writes that need the worker, and the worker itself. */
 	spinlock_t lock;
@@ -52,6 +54,8 @@ void vhdx_writer_exit(struct vhdx_target *vt);
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio);
 void vhdx_writer_stop(struct vhdx_target *vt);
 void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry);
+u64 vhdx_pin_entry(struct vhdx_target *vt, struct bio *bio, u64 index);
+void vhdx_unpin(struct vhdx_target *vt, struct bio *bio);
 
 static inline sector_t vhdx_bio_sector(struct vhdx_target *vt,
 				       struct bio *bio)

@@ -86,4 +86,5 @@ void vhdx_close(struct vhdx_image *img)
 	img->bat_region = NULL;
 	img->metadata_region = NULL;
 	vhdx_overlay_free(&img->overlay);
+	vhdx_space_free(img);
 }

@@ -88,6 +88,13 @@ struct vhdx_txn {
 	guid_t data_write_guid;
 };
 
+/* Payload blocks given back by discards, by file offset (alloc.c). */
+struct vhdx_free_blocks {
+	u64 *offsets;
+	u32 count;
+	u32 capacity;
+};
+
 struct vhdx_image {
 	const struct vhdx_io *io;
 	u64 device_size;
@@ -109,6 +116,8 @@ struct vhdx_image {
 	__le64 *bat;			/* geo.bat_entries, as on disk */
 	u64 allocated_blocks;		/* payload blocks that own data */
 	u64 data_end;			/* 1 MiB aligned end of the last object */
+	struct vhdx_free_blocks free_blocks;	/* may be allocated again */
+	struct vhdx_free_blocks released_blocks; /* not yet */
 
 	enum vhdx_log_state log_state;
 	struct vhdx_overlay overlay;
@@ -290,5 +299,9 @@ static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
 
 /* alloc.c: room for new blocks, past every object the image holds. */
 int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset);
+void vhdx_space_release(struct vhdx_image *img, u64 offset);
+bool vhdx_space_released(const struct vhdx_image *img);
+void vhdx_space_recycle(struct vhdx_image *img);
+void vhdx_space_free(struct vhdx_image *img);
 
 #endif /* VHDX_VHDX_H */
