@@ -30,11 +30,14 @@ static void vhdx_log_fill_header(struct vhdx_image *img, void *entry,
 	h->descriptor_count = cpu_to_le32(count);
 	h->log_guid = *log_guid;
 	/*
-	 * Everything the image uses ends at data_end, and the device is at
-	 * least that large, so a replay never has to grow anything.
+	 * Everything the image uses lies inside the device, so a replay never
+	 * has to grow anything.  data_end is rounded up to 1 MiB and can lie
+	 * past the end of a device whose short last block ends unaligned (a
+	 * fixed image of an odd size): a replay would then refuse the log.
 	 */
-	h->flushed_file_offset = cpu_to_le64(img->data_end);
-	h->last_file_offset = cpu_to_le64(img->data_end);
+	h->flushed_file_offset = cpu_to_le64(min_t(u64, img->data_end,
+						   img->device_size));
+	h->last_file_offset = h->flushed_file_offset;
 }
 
 /*
@@ -98,10 +101,11 @@ int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
 	u32 i;
 	int ret;
 
-	if (length > size / 2)
+	/* Checking count first keeps the u32 length from wrapping. */
+	if (count > size / 2 / VHDX_LOG_SECTOR || length > size / 2)
 		return vhdx_fail(img, -EINVAL,
-				 "log: an entry of %u bytes does not fit in half the %u-byte log",
-				 length, size);
+				 "log: an entry of %u updates does not fit in half the %u-byte log",
+				 count, size);
 	entry = vhdx_alloc(length);
 	if (!entry)
 		return vhdx_fail(img, -ENOMEM, "log: out of memory for an entry");
