@@ -4,7 +4,12 @@
 #
 #   make [KDIR=...] [W=1] [C=1]  build dm-vhdx.ko (default: the running kernel)
 #   make install                 modules_install + depmod, so dmsetup autoloads it
-#                                (INSTALL_MOD_PATH=DIR installs under DIR)
+#                                (INSTALL_MOD_PATH=DIR installs under DIR), then
+#                                make tools-install
+#   make tools                   the userspace programs in tools/ (vhdxsetup,
+#                                vhdx-dump), built from the same vhdx/ sources
+#   make tools-install           vhdxsetup into PREFIX/sbin (/usr/local) and its
+#                                man page (needs rst2man), under DESTDIR if set
 #   make clean
 #   make build-all               build against Debian's 6.1 and 6.12 cloud kernels
 #                                with W=1 and sparse into build/<kver>/; any
@@ -12,6 +17,8 @@
 #   make check                   everything CI runs: deps, kernels, build-all,
 #                                KUnit, host and guest tests; ends "N passed, M failed"
 #   make demo                    boot a guest, map a VHDX, mount it, read it
+#   make fuzz                    the libFuzzer targets of tests/fuzz, each for
+#                                FUZZ_SECONDS (60); make check runs each 10 s
 #
 # Kernels, initramfs and the KUnit tree are cached in $(VHDX_CACHE).
 
@@ -32,16 +39,26 @@ kdir-exists:
 	@test -d $(KDIR) || { echo "No kernel build tree at $(KDIR): install the headers" \
 		"(apt-get install linux-headers-$(KVER)) or pass KDIR=/path/to/build" >&2; exit 1; }
 
-install: modules
+install: modules tools-install
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
 	depmod -a $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KVER)
+
+tools:
+	$(MAKE) -C tools
+
+tools-install:
+	$(MAKE) -C tools install
+
+fuzz:
+	$(MAKE) -C tests/fuzz fuzz
 
 # Works without headers too (nothing to ask Kbuild then).
 clean:
 	@if [ -d $(KDIR) ]; then $(MAKE) -C $(KDIR) M=$(CURDIR) clean; fi
 	rm -f *.o *.ko *.mod *.mod.c .*.cmd .module-common.o modules.order Module.symvers \
 		vhdx/*.o vhdx/.*.cmd
-	rm -rf build .tmp_versions
+	rm -rf build .tmp_versions tests/fuzz/out
+	if [ -f tools/Makefile ]; then $(MAKE) -C tools clean; fi
 
 build-all:
 	@scripts/build-all.sh
@@ -58,4 +75,5 @@ demo:
 help:
 	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
 
-.PHONY: all modules kdir-exists install clean build-all check demo help
+.PHONY: all modules kdir-exists install tools tools-install fuzz clean build-all \
+	check demo help

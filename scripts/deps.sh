@@ -18,6 +18,8 @@ PACKAGES=(
 	flex bison bc linux-source-6.12                 # KUnit's UML kernel
 	qemu-system-x86 qemu-utils busybox-static dmsetup  # guest runs
 	e2fsprogs fio python3-libvhdi libvhdi-utils     # images and oracles
+	libdevmapper-dev python3-docutils               # vhdxsetup, its man page
+	clang-14 libclang-rt-14-dev                     # tests/fuzz (libFuzzer)
 )
 
 main() {

@@ -6,11 +6,15 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../vhdx/create.h"
+#include "../vhdx/parent.h"
+#include "vhdxsetup-dm.h"
 
 /* <linux/fs.h> would clash with the __le types of vhdx-user.h. */
 #ifndef BLKGETSIZE64
@@ -128,6 +132,43 @@ static void image_io_init(struct vhdx_io *io, struct image_file *f,
 	}
 }
 
+/*
+ * vhdx_open(), which the module runs, refuses a differencing image until
+ * the module builds chains.  vhdxsetup reads one with the same steps, but
+ * with the metadata parse that accepts HasParent and returns the parent
+ * locator.  @loc is empty for an image without a parent; free it with
+ * vhdx_locator_free() after vhdx_close().
+ */
+static int image_open(struct vhdx_image *img, const struct vhdx_io *io,
+		      u64 size, bool read_only, struct vhdx_locator *loc)
+{
+	int ret;
+
+	memset(loc, 0, sizeof(*loc));
+	ret = vhdx_open(img, io, size, read_only);
+	if (ret != -EOPNOTSUPP)
+		return ret;
+	memset(img, 0, sizeof(*img));
+	img->io = io;
+	img->device_size = size;
+	img->read_only = read_only;
+	ret = vhdx_header_load(img);
+	if (!ret)
+		ret = vhdx_log_replay(img);
+	if (!ret)
+		ret = vhdx_region_table_load(img);
+	if (!ret)
+		ret = vhdx_metadata_load_any(img, loc);
+	if (!ret) {
+		ret = vhdx_bat_load(img);
+		if (ret)
+			vhdx_locator_free(loc);
+	}
+	if (ret)
+		vhdx_close(img);
+	return ret;
+}
+
 /* The image is damaged, or the device failed us: tell which. */
 static int open_error_status(int err)
 {
@@ -217,10 +258,12 @@ enum {
 	OPT_PARENT,
 	OPT_JSON,
 	OPT_REPAIR,
+	OPT_READ_ONLY,
 	OPT_HELP,
 };
 
-static int create_parse(int argc, char **argv, struct vhdx_create_params *p)
+static int create_parse(int argc, char **argv, struct vhdx_create_params *p,
+			const char **parent)
 {
 	static const struct option opts[] = {
 		{ "fixed", no_argument, NULL, OPT_FIXED },
@@ -264,10 +307,8 @@ static int create_parse(int argc, char **argv, struct vhdx_create_params *p)
 						   optarg);
 			break;
 		case OPT_PARENT:
-			fprintf(stderr,
-				"%s create: --parent %s: differencing images are not supported yet; they come with the differencing-image issue\n",
-				progname, optarg);
-			return EXIT_TROUBLE;
+			*parent = optarg;
+			break;
 		case OPT_HELP:
 			printf("usage: %s create %s\n", progname,
 			       find_command("create")->usage);
@@ -276,45 +317,249 @@ static int create_parse(int argc, char **argv, struct vhdx_create_params *p)
 			return usage_error("create", "%s", "unknown option");
 		}
 	}
-	if (argc - optind != 2)
-		return usage_error("create", "%s", "expects IMAGE and SIZE");
-	if (parse_size(argv[optind + 1], &p->virtual_size))
+	if (*parent ? argc - optind < 1 || argc - optind > 2 :
+		      argc - optind != 2)
+		return usage_error("create", "%s", *parent ?
+				   "expects IMAGE and, optionally, SIZE" :
+				   "expects IMAGE and SIZE");
+	if (argc - optind == 2 &&
+	    parse_size(argv[optind + 1], &p->virtual_size))
 		return usage_error("create", "bad size '%s'", argv[optind + 1]);
 	return EXIT_OK;
 }
 
-/* Reads back what was written through the parser the module uses. */
-static int create_verify(struct image_file *f)
+/* ------------------------------------------------------------------ */
+/* Parent locator paths, from Linux paths to the spec's Windows forms. */
+
+/*
+ * Splits a canonical absolute path in place into its components; returns
+ * their count.  A component holding a backslash cannot be written in the
+ * locator's Windows form.
+ */
+static int path_split(char *path, char **comp, int max)
+{
+	char *save, *c;
+	int n = 0;
+
+	for (c = strtok_r(path, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (strchr(c, '\\') || n == max)
+			return -1;
+		comp[n++] = c;
+	}
+	return n;
+}
+
+/* dst gets src, or fails when it would not fit in size bytes. */
+static int path_append(char *dst, size_t size, const char *src)
+{
+	size_t len = strlen(dst), add = strlen(src);
+
+	if (len + add >= size)
+		return -1;
+	memcpy(dst + len, src, add + 1);
+	return 0;
+}
+
+/*
+ * The relative_path of @to (a file) from directory @from, both canonical:
+ * ..\..\dir\parent.vhdx, as MS-VHDX 2.6.2.6.3 shows it.
+ */
+static int relative_win_path(const char *from, const char *to, char *out,
+			     size_t size)
+{
+	char f[PATH_MAX], t[PATH_MAX], *fc[PATH_MAX / 2], *tc[PATH_MAX / 2];
+	int nf, nt, k = 0, i;
+
+	snprintf(f, sizeof(f), "%s", from);
+	snprintf(t, sizeof(t), "%s", to);
+	nf = path_split(f, fc, ARRAY_SIZE(fc));
+	nt = path_split(t, tc, ARRAY_SIZE(tc));
+	if (nf < 0 || nt < 1)
+		return -1;
+	while (k < nf && k < nt - 1 && !strcmp(fc[k], tc[k]))
+		k++;
+	*out = 0;
+	for (i = k; i < nf; i++)
+		if (path_append(out, size, "..\\"))
+			return -1;
+	for (i = k; i < nt; i++)
+		if (path_append(out, size, tc[i]) ||
+		    (i + 1 < nt && path_append(out, size, "\\")))
+			return -1;
+	return 0;
+}
+
+/*
+ * The absolute_win32_path of a Linux path: \\?\Z:\dir\parent.vhdx, with
+ * Z: standing for the root as Wine has it.
+ */
+static int absolute_win_path(const char *path, char *out, size_t size)
+{
+	char t[PATH_MAX], *tc[PATH_MAX / 2];
+	int n, i;
+
+	snprintf(t, sizeof(t), "%s", path);
+	n = path_split(t, tc, ARRAY_SIZE(tc));
+	if (n < 1)
+		return -1;
+	snprintf(out, size, "\\\\?\\Z:");
+	for (i = 0; i < n; i++)
+		if (path_append(out, size, "\\") ||
+		    path_append(out, size, tc[i]))
+			return -1;
+	return 0;
+}
+
+struct create_parent_info {
+	struct vhdx_create_parent parent;
+	char relative[PATH_MAX];
+	char absolute[PATH_MAX + 8];
+};
+
+/*
+ * Reads the parent, fills in what the child takes from it (virtual size,
+ * sector sizes, and the block size unless given) and the locator.
+ */
+static int create_from_parent(const char *parent, const char *child,
+			      struct vhdx_create_params *p,
+			      struct create_parent_info *info)
+{
+	char parent_abs[PATH_MAX], child_dir[PATH_MAX], tmp[PATH_MAX];
+	struct vhdx_image img = { 0 };
+	struct vhdx_locator loc;
+	struct image_file f;
+	struct vhdx_io io;
+	int ret;
+
+	if (image_file_open(&f, parent, O_RDONLY))
+		return EXIT_TROUBLE;
+	image_io_init(&io, &f, false);
+	ret = image_open(&img, &io, f.size, true, &loc);
+	if (ret) {
+		fprintf(stderr, "%s: %s: cannot be a parent: %s\n", progname,
+			parent, img.error);
+		close(f.fd);
+		return EXIT_TROUBLE;
+	}
+	ret = EXIT_TROUBLE;
+	if (img.log_state != VHDX_LOG_CLEAN) {
+		fprintf(stderr,
+			"%s: %s: cannot be a parent: its log is not empty; run %s check --repair on it first\n",
+			progname, parent, progname);
+		goto out;
+	}
+	if (p->virtual_size && p->virtual_size != img.geo.virtual_size) {
+		fprintf(stderr,
+			"%s: %s: a differencing image has its parent's size, %llu bytes, not %llu\n",
+			progname, child,
+			(unsigned long long)img.geo.virtual_size,
+			(unsigned long long)p->virtual_size);
+		goto out;
+	}
+	if ((p->logical_sector_size &&
+	     p->logical_sector_size != img.geo.logical_sector_size) ||
+	    (p->physical_sector_size &&
+	     p->physical_sector_size != img.geo.physical_sector_size)) {
+		fprintf(stderr,
+			"%s: %s: a differencing image has its parent's sector sizes, %u logical and %u physical\n",
+			progname, child, img.geo.logical_sector_size,
+			img.geo.physical_sector_size);
+		goto out;
+	}
+	p->virtual_size = img.geo.virtual_size;
+	p->logical_sector_size = img.geo.logical_sector_size;
+	p->physical_sector_size = img.geo.physical_sector_size;
+	/* The parent's blocks: a chain then maps whole blocks to one file. */
+	if (!p->block_size)
+		p->block_size = img.geo.block_size;
+	info->parent.data_write_guid = img.header.data_write_guid;
+	info->parent.virtual_disk_id = img.virtual_disk_id;
+
+	if (!realpath(parent, parent_abs)) {
+		fprintf(stderr, "%s: %s: %s\n", progname, parent,
+			strerror(errno));
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", child);
+	if (!realpath(dirname(tmp), child_dir)) {
+		fprintf(stderr, "%s: %s: its directory: %s\n", progname, child,
+			strerror(errno));
+		goto out;
+	}
+	if (relative_win_path(child_dir, parent_abs, info->relative,
+			      sizeof(info->relative)) ||
+	    absolute_win_path(parent_abs, info->absolute,
+			      sizeof(info->absolute))) {
+		fprintf(stderr,
+			"%s: %s: the path has a backslash or is too long for a parent locator\n",
+			progname, parent_abs);
+		goto out;
+	}
+	info->parent.relative_path = info->relative;
+	info->parent.absolute_win32_path = info->absolute;
+	p->parent = &info->parent;
+	ret = EXIT_OK;
+out:
+	vhdx_close(&img);
+	vhdx_locator_free(&loc);
+	close(f.fd);
+	return ret;
+}
+
+/*
+ * Reads back what was written through the parser the module uses (and,
+ * for a differencing image, checks the locator that the parser returns).
+ */
+static int create_verify(struct image_file *f,
+			 const struct vhdx_create_params *p)
 {
 	struct vhdx_image img = { 0 };
+	struct vhdx_locator loc;
 	struct vhdx_io io;
 	int ret;
 
 	image_io_init(&io, f, false);
-	ret = vhdx_open(&img, &io, f->size, true);
+	ret = image_open(&img, &io, f->size, true, &loc);
 	if (ret) {
 		fprintf(stderr, "%s: %s: the new image does not open: %s\n",
 			progname, f->path, img.error);
 		return EXIT_TROUBLE;
 	}
+	if (p->parent &&
+	    (!guid_equal(&loc.parent_linkage, &p->parent->data_write_guid) ||
+	     !img.geo.has_parent)) {
+		fprintf(stderr, "%s: %s: the new image has the wrong parent linkage\n",
+			progname, f->path);
+		ret = EXIT_TROUBLE;
+	}
 	vhdx_close(&img);
-	return EXIT_OK;
+	vhdx_locator_free(&loc);
+	return ret ? EXIT_TROUBLE : EXIT_OK;
 }
 
 static int cmd_create(int argc, char **argv)
 {
 	struct vhdx_create_params p = { .creator = VHDXSETUP_CREATOR };
+	struct create_parent_info parent_info;
 	struct vhdx_create_layout layout;
 	struct vhdx_image img = { 0 };
+	const char *path, *parent = NULL;
 	struct image_file f;
 	struct vhdx_io io;
-	const char *path;
 	int ret;
 
-	ret = create_parse(argc, argv, &p);
+	ret = create_parse(argc, argv, &p, &parent);
 	if (ret)
 		return ret;
 	path = argv[optind];
+	if (parent && p.fixed)
+		return usage_error("create", "%s",
+				   "--fixed and --parent exclude each other");
+	if (parent) {
+		ret = create_from_parent(parent, path, &p, &parent_info);
+		if (ret)
+			return ret;
+	}
 	if (vhdx_create_plan(&img, &p, &layout)) {
 		fprintf(stderr, "%s: %s: %s\n", progname, path, img.error);
 		return EXIT_TROUBLE;
@@ -336,7 +581,7 @@ static int cmd_create(int argc, char **argv)
 		ret = EXIT_TROUBLE;
 		goto out;
 	}
-	ret = create_verify(&f);
+	ret = create_verify(&f, &p);
 out:
 	close(f.fd);
 	if (ret)
@@ -391,10 +636,15 @@ struct info_field {
 	unsigned long long n;
 };
 
+/*
+ * The fields, then the parent locator's pairs in their order: a nested
+ * object in JSON (keys are unique, the parser checks it).
+ */
 static void info_print(const struct info_field *fields, size_t count,
-		       bool json)
+		       const struct vhdx_locator *loc, bool json)
 {
 	size_t i;
+	u32 k;
 
 	if (json)
 		printf("{\n");
@@ -409,22 +659,42 @@ static void info_print(const struct info_field *fields, size_t count,
 				json_string(fl->s);
 			else
 				printf("%llu", fl->n);
-			printf("%s\n", i + 1 < count ? "," : "");
+			printf("%s\n", i + 1 < count || loc->count ? "," : "");
 		} else if (fl->is_string) {
 			printf("%-22s %s\n", fl->key, fl->s);
 		} else {
 			printf("%-22s %llu\n", fl->key, fl->n);
 		}
 	}
+	if (loc->count)
+		printf(json ? "    \"parent-locator\": {\n" : "parent-locator:\n");
+	for (k = 0; k < loc->count; k++) {
+		if (!json) {
+			printf("  %-20s %s\n", loc->kv[k].key, loc->kv[k].value);
+			continue;
+		}
+		printf("        ");
+		json_string(loc->kv[k].key);
+		printf(": ");
+		json_string(loc->kv[k].value);
+		printf("%s\n", k + 1 < loc->count ? "," : "");
+	}
 	if (json)
-		printf("}\n");
+		printf("%s}\n", loc->count ? "    }\n" : "");
 }
 
 #define STR(k, v)	{ .key = (k), .is_string = true, .s = (v) }
 #define NUM(k, v)	{ .key = (k), .n = (v) }
 
+static const char *image_type(const struct vhdx_image *img)
+{
+	if (img->geo.has_parent)
+		return "differencing";
+	return image_is_fixed(img) ? "fixed" : "dynamic";
+}
+
 static void info_show(const struct image_file *f, const struct vhdx_image *img,
-		      bool json)
+		      const struct vhdx_locator *loc, bool json)
 {
 	char disk_id[VHDX_GUID_STRING_SIZE], data_guid[VHDX_GUID_STRING_SIZE];
 	char file_guid[VHDX_GUID_STRING_SIZE];
@@ -432,7 +702,7 @@ static void info_show(const struct image_file *f, const struct vhdx_image *img,
 	const struct info_field fields[] = {
 		STR("filename", f->path),
 		STR("format", "vhdx"),
-		STR("type", image_is_fixed(img) ? "fixed" : "dynamic"),
+		STR("type", image_type(img)),
 		NUM("virtual-size", img->geo.virtual_size),
 		NUM("block-size", img->geo.block_size),
 		NUM("logical-sector-size", img->geo.logical_sector_size),
@@ -455,7 +725,7 @@ static void info_show(const struct image_file *f, const struct vhdx_image *img,
 	vhdx_guid_to_string(&img->virtual_disk_id, disk_id);
 	vhdx_guid_to_string(&h->data_write_guid, data_guid);
 	vhdx_guid_to_string(&h->file_write_guid, file_guid);
-	info_print(fields, ARRAY_SIZE(fields), json);
+	info_print(fields, ARRAY_SIZE(fields), loc, json);
 }
 
 static int cmd_info(int argc, char **argv)
@@ -466,6 +736,7 @@ static int cmd_info(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhdx_image img = { 0 };
+	struct vhdx_locator loc;
 	struct image_file f;
 	struct vhdx_io io;
 	bool json = false;
@@ -487,14 +758,15 @@ static int cmd_info(int argc, char **argv)
 	if (image_file_open(&f, argv[optind], O_RDONLY))
 		return EXIT_TROUBLE;
 	image_io_init(&io, &f, false);
-	ret = vhdx_open(&img, &io, f.size, true);
+	ret = image_open(&img, &io, f.size, true, &loc);
 	if (ret) {
 		fprintf(stderr, "%s: %s: %s\n", progname, f.path, img.error);
 		close(f.fd);
 		return open_error_status(ret);
 	}
-	info_show(&f, &img, json);
+	info_show(&f, &img, &loc, json);
 	vhdx_close(&img);
+	vhdx_locator_free(&loc);
 	close(f.fd);
 	return EXIT_OK;
 }
@@ -598,6 +870,7 @@ static int check_image(struct image_file *f, bool repair)
 {
 	unsigned int problems = 0;
 	struct vhdx_image img = { 0 };
+	struct vhdx_locator loc;
 	char guid[VHDX_GUID_STRING_SIZE];
 	char msg[VHDX_ERROR_MAX + 64];
 	struct vhdx_io io;
@@ -605,7 +878,7 @@ static int check_image(struct image_file *f, bool repair)
 	int ret;
 
 	image_io_init(&io, f, repair);
-	ret = vhdx_open(&img, &io, f->size, !repair);
+	ret = image_open(&img, &io, f->size, !repair, &loc);
 	if (ret) {
 		if (open_error_status(ret) == EXIT_TROUBLE) {
 			fprintf(stderr, "%s: %s: %s\n", progname, f->path,
@@ -633,6 +906,7 @@ static int check_image(struct image_file *f, bool repair)
 			problems--;
 	}
 	vhdx_close(&img);
+	vhdx_locator_free(&loc);
 	if (ret) {
 		fprintf(stderr, "%s: %s: read error: %s\n", progname, f->path,
 			strerror(-ret));
@@ -676,15 +950,348 @@ static int cmd_check(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* open, close, status */
+
+/* Device-mapper names: no slash, at most 127 bytes. */
+static int check_name(const char *cmd, const char *name)
+{
+	if (!*name || strchr(name, '/') || strlen(name) > 127 ||
+	    !strcmp(name, ".") || !strcmp(name, ".."))
+		return usage_error(cmd, "bad device name '%s'", name);
+	return EXIT_OK;
+}
+
+/* Parses a subcommand's options: --help and the flags in @opts. */
+static int parse_flags(const char *cmd, int argc, char **argv,
+		       const struct option *opts, bool *read_only, int nargs,
+		       const char *args)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, "r", opts, NULL)) != -1) {
+		if ((c == OPT_READ_ONLY || c == 'r') && read_only) {
+			*read_only = true;
+		} else if (c == OPT_HELP) {
+			printf("usage: %s %s %s\n", progname, cmd,
+			       find_command(cmd)->usage);
+			exit(EXIT_OK);
+		} else {
+			return usage_error(cmd, "%s", "unknown option");
+		}
+	}
+	if (argc - optind != nargs)
+		return usage_error(cmd, "expects %s", args);
+	return EXIT_OK;
+}
+
+/*
+ * A writable mapping allocates blocks past the last object, on a loop
+ * device that cannot grow: make room for every payload block that is not
+ * allocated yet.  The file stays sparse, so this costs no space.
+ */
+static int open_extend(struct image_file *f, const struct vhdx_image *img,
+		       u64 *old_size)
+{
+	u64 need = img->data_end +
+		   ((img->geo.payload_blocks - img->allocated_blocks) <<
+		    img->geo.block_shift);
+
+	*old_size = f->size;
+	if (need <= f->size)
+		return 0;
+	if (ftruncate(f->fd, need)) {
+		fprintf(stderr, "%s: %s: cannot extend to %llu bytes: %s\n",
+			progname, f->path, (unsigned long long)need,
+			strerror(errno));
+		return -1;
+	}
+	f->size = need;
+	return 0;
+}
+
+/* Reads what open needs: the geometry; refuses what the module cannot map. */
+static int open_inspect(struct image_file *f, struct vhdx_image *img,
+			char *disk_id)
+{
+	struct vhdx_locator loc;
+	struct vhdx_io io;
+	int ret;
+
+	image_io_init(&io, f, false);
+	/* Read-only: a dirty log is replayed in memory, the module replays it. */
+	ret = image_open(img, &io, f->size, true, &loc);
+	if (ret) {
+		fprintf(stderr, "%s: %s: %s\n", progname, f->path, img->error);
+		return open_error_status(ret);
+	}
+	vhdx_guid_to_string(&img->virtual_disk_id, disk_id);
+	vhdx_locator_free(&loc);
+	if (img->geo.has_parent) {
+		fprintf(stderr,
+			"%s: %s: a differencing image: dm-vhdx cannot map a parent chain yet\n",
+			progname, f->path);
+		vhdx_close(img);
+		return EXIT_TROUBLE;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_open(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	char disk_id[VHDX_GUID_STRING_SIZE], loop[64], abs[PATH_MAX];
+	char uuid[129], err[VHDXSETUP_ERR_MAX];
+	const char *name, *dev;
+	struct vhdx_image img = { 0 };
+	bool read_only = false, regular;
+	struct image_file f;
+	u64 old_size = 0;
+	int ret, lfd = -1;
+	struct stat st;
+
+	ret = parse_flags("open", argc, argv, opts, &read_only, 2,
+			  "IMAGE and NAME");
+	if (!ret)
+		ret = check_name("open", argv[optind + 1]);
+	if (ret)
+		return ret;
+	name = argv[optind + 1];
+	if (image_file_open(&f, argv[optind], read_only ? O_RDONLY : O_RDWR))
+		return EXIT_TROUBLE;
+	ret = open_inspect(&f, &img, disk_id);
+	if (ret) {
+		close(f.fd);
+		return ret;
+	}
+	fstat(f.fd, &st);
+	regular = S_ISREG(st.st_mode);
+	ret = EXIT_TROUBLE;
+	if (!read_only && regular && open_extend(&f, &img, &old_size))
+		goto out;
+	dev = f.path;
+	if (regular) {
+		if (!realpath(f.path, abs))
+			snprintf(abs, sizeof(abs), "%s", f.path);
+		lfd = loop_attach(f.fd, abs, !read_only, loop, sizeof(loop),
+				  err);
+		if (lfd < 0) {
+			fprintf(stderr, "%s: %s: %s\n", progname, f.path, err);
+			goto out;
+		}
+		dev = loop;
+	}
+	snprintf(uuid, sizeof(uuid), "%s%s-%s", VHDXSETUP_UUID_PREFIX,
+		 disk_id, name);
+	if (dm_vhdx_create(name, uuid, img.geo.virtual_size >> 9, dev,
+			   read_only, err)) {
+		fprintf(stderr, "%s: %s: %s: %s%s\n", progname, name, f.path,
+			err, strstr(err, "ioctl") ?
+			" (the kernel log says why)" : "");
+		goto out;
+	}
+	printf("/dev/mapper/%s\n", name);
+	ret = EXIT_OK;
+out:
+	/* The table holds the loop now; on failure autoclear detaches it. */
+	if (lfd >= 0)
+		close(lfd);
+	if (ret && old_size && old_size < f.size && ftruncate(f.fd, old_size))
+		fprintf(stderr, "%s: %s: cannot trim back to %llu bytes: %s\n",
+			progname, f.path, (unsigned long long)old_size,
+			strerror(errno));
+	vhdx_close(&img);
+	close(f.fd);
+	return ret;
+}
+
+/* Looks NAME up; only devices that open made, unless @any_vhdx. */
+static int find_mapping(const char *name, struct vhdx_mapping *m,
+			bool any_vhdx)
+{
+	char err[VHDXSETUP_ERR_MAX];
+	int ret = dm_vhdx_query(name, m, err);
+
+	if (ret < 0) {
+		fprintf(stderr, "%s: %s: %s\n", progname, name, err);
+		return EXIT_TROUBLE;
+	}
+	if (ret > 0) {
+		fprintf(stderr, "%s: %s: no such device-mapper device\n",
+			progname, name);
+		return EXIT_TROUBLE;
+	}
+	if (strcmp(m->target, "vhdx") ||
+	    (!any_vhdx && strncmp(m->uuid, VHDXSETUP_UUID_PREFIX,
+				  strlen(VHDXSETUP_UUID_PREFIX)))) {
+		fprintf(stderr, "%s: %s: not a dm-vhdx device made by %s open\n",
+			progname, name, progname);
+		return EXIT_TROUBLE;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * After a writable mapping: cut the file back to the end of the last
+ * object its BAT and regions use, read from the closed image.  A log that
+ * is not empty may refer to space beyond: then the file is left alone.
+ * So is a file with LeaveBlockAllocated (MS-VHDX 2.6.2.1: a fixed image
+ * keeps room for every block; QEMU's have ZERO blocks and preallocated
+ * space that no BAT entry names): open only grew it to that room.
+ */
+static void close_trim(const char *path)
+{
+	struct vhdx_image img = { 0 };
+	struct vhdx_locator loc;
+	struct image_file f;
+	struct vhdx_io io;
+	struct stat st;
+
+	if (image_file_open(&f, path, O_RDWR))
+		return;
+	if (fstat(f.fd, &st) || !S_ISREG(st.st_mode))
+		goto out;
+	image_io_init(&io, &f, false);
+	if (image_open(&img, &io, f.size, true, &loc)) {
+		fprintf(stderr, "%s: %s: not trimmed: %s\n", progname, path,
+			img.error);
+		goto out;
+	}
+	if (img.log_state != VHDX_LOG_CLEAN)
+		fprintf(stderr, "%s: %s: not trimmed: the log is not empty\n",
+			progname, path);
+	else if (!(img.file_flags & VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED) &&
+		 img.data_end < f.size && ftruncate(f.fd, img.data_end))
+		fprintf(stderr, "%s: %s: cannot trim to %llu bytes: %s\n",
+			progname, path, (unsigned long long)img.data_end,
+			strerror(errno));
+	vhdx_close(&img);
+	vhdx_locator_free(&loc);
+out:
+	close(f.fd);
+}
+
+static int cmd_close(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[VHDXSETUP_ERR_MAX];
+	struct vhdx_mapping m;
+	const char *name;
+	int ret;
+
+	ret = parse_flags("close", argc, argv, opts, NULL, 1, "NAME");
+	if (!ret)
+		ret = check_name("close", argv[optind]);
+	if (ret)
+		return ret;
+	name = argv[optind];
+	ret = find_mapping(name, &m, false);
+	if (ret)
+		return ret;
+	/* Suspend and removal commit the BAT and empty the log. */
+	if (dm_vhdx_remove(name, err)) {
+		fprintf(stderr, "%s: %s: %s%s\n", progname, name, err,
+			m.open_count ? " (is it mounted or open?)" : "");
+		return EXIT_TROUBLE;
+	}
+	if (!m.loop[0])
+		return EXIT_OK;
+	if (loop_wait_detached(m.loop, 5000)) {
+		fprintf(stderr,
+			"%s: %s: removed, but %s still holds %s (open elsewhere?); the file is not trimmed\n",
+			progname, name, m.loop, m.backing);
+		return EXIT_OK;
+	}
+	if (!m.read_only && m.backing[0])
+		close_trim(m.backing);
+	return EXIT_OK;
+}
+
+/* The target's status line in words (Documentation/dm-vhdx.rst). */
+static void status_words(const struct vhdx_mapping *m)
+{
+	unsigned long long bs, alloc, total;
+	char log[32], mode[8], health[32];
+	unsigned int lss, pss;
+
+	if (sscanf(m->status, "%u %u %llu %llu/%llu %31s %7s %31s", &lss, &pss,
+		   &bs, &alloc, &total, log, mode, health) != 8) {
+		printf("%-20s %s\n", "status", m->status);
+		return;
+	}
+	printf("%-20s %u bytes logical, %u physical\n", "sectors", lss, pss);
+	printf("%-20s %llu of %llu allocated, %llu KiB each\n", "blocks",
+	       alloc, total, bs / 2);
+	printf("%-20s %s\n", "log",
+	       !strcmp(log, "clean") ? "was empty at open" :
+	       !strcmp(log, "replayed") ? "was replayed onto the image at open" :
+	       !strcmp(log, "replayed-in-memory") ?
+	       "is replayed in memory only (read-only)" : log);
+	printf("%-20s %s\n", "health",
+	       !strcmp(health, "ok") ? "ok" :
+	       !strcmp(health, "no_space") ?
+	       "no space: the last allocation found no room on the device" :
+	       !strcmp(health, "fail") ?
+	       "failed: a metadata write failed, writes are refused" : health);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vhdx_mapping m;
+	const char *name;
+	int ret;
+
+	ret = parse_flags("status", argc, argv, opts, NULL, 1, "NAME");
+	if (!ret)
+		ret = check_name("status", argv[optind]);
+	if (ret)
+		return ret;
+	name = argv[optind];
+	ret = find_mapping(name, &m, true);
+	if (ret)
+		return ret;
+	printf("%-20s /dev/mapper/%s\n", "device", name);
+	printf("%-20s %s\n", "image", m.backing[0] ? m.backing : m.device);
+	if (m.loop[0])
+		printf("%-20s %s\n", "loop device", m.loop);
+	printf("%-20s %s%s\n", "mode", m.read_only ? "read-only" : "read-write",
+	       m.suspended ? ", suspended" : "");
+	printf("%-20s %llu bytes\n", "size",
+	       (unsigned long long)m.sectors << 9);
+	printf("%-20s %d\n", "open count", m.open_count);
+	if (m.suspended)
+		printf("%-20s %s\n", "status", "not available while suspended");
+	else
+		status_words(&m);
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
 
 static const struct command commands[] = {
 	{ "create", cmd_create,
-	  "[--fixed] [--block-size SIZE] [--logical-sector-size 512|4096] [--physical-sector-size 512|4096] [--log-size SIZE] IMAGE SIZE",
-	  "make a new, empty image (SIZE takes K, M, G, T suffixes)" },
+	  "[--fixed] [--block-size SIZE] [--logical-sector-size 512|4096] [--physical-sector-size 512|4096] [--log-size SIZE] [--parent PARENT] IMAGE [SIZE]",
+	  "make a new, empty image (SIZE takes K, M, G, T suffixes); with --parent, a differencing image of PARENT's size" },
 	{ "info", cmd_info, "[--json] IMAGE",
-	  "show the geometry, ids, log state and allocation of an image" },
+	  "show the geometry, ids, log state, allocation and parent locator of an image" },
 	{ "check", cmd_check, "[--repair] IMAGE",
 	  "validate every structure; --repair replays a dirty log" },
+	{ "open", cmd_open, "[--read-only] IMAGE NAME",
+	  "map IMAGE as /dev/mapper/NAME through dm-vhdx (a loop device for a file)" },
+	{ "close", cmd_close, "NAME",
+	  "remove /dev/mapper/NAME and its loop device; trim the file back" },
+	{ "status", cmd_status, "NAME",
+	  "show the image, mode and state of /dev/mapper/NAME" },
 };
 
 static const struct command *find_command(const char *name)

@@ -4,8 +4,16 @@
  * create leaves a file that no reader mistakes for a VHDX image.
  */
 #include "create.h"
+#include "parent.h"
 
 #define VHDX_CREATE_BAT_CHUNK	VHDX_MiB
+/* The items before the parent locator: see vhdx_create_metadata_items(). */
+#define VHDX_CREATE_SYSTEM_ITEMS_LENGTH	40
+static_assert(sizeof(struct vhdx_file_parameters) + sizeof(__le64) +
+	      sizeof(guid_t) + 2 * sizeof(__le32) ==
+	      VHDX_CREATE_SYSTEM_ITEMS_LENGTH);
+#define VHDX_CREATE_LOCATOR_MAX_PAIRS	3
+#define VHDX_CREATE_UTF16_MAX		0xfffe	/* a u16 length, even */
 
 static u64 vhdx_round_up_mib(u64 v)
 {
@@ -49,6 +57,151 @@ static int vhdx_create_check_geometry(struct vhdx_image *img,
 	return 0;
 }
 
+/*
+ * UTF-8 to UTF-16LE, into @out unless it is NULL; *len gets the bytes.
+ * Invalid UTF-8 (overlong forms and surrogates included) is -EINVAL, a
+ * string longer than a locator length can say is -E2BIG.
+ */
+static int vhdx_utf16_encode(const char *str, u8 *out, u32 *len)
+{
+	const u8 *s = (const u8 *)str;
+	u32 c, n = 0, need, i;
+
+	while (*s) {
+		if (*s < 0x80) {
+			c = *s++;
+			need = 0;
+		} else if ((*s & 0xe0) == 0xc0) {
+			c = *s++ & 0x1f;
+			need = 1;
+		} else if ((*s & 0xf0) == 0xe0) {
+			c = *s++ & 0x0f;
+			need = 2;
+		} else if ((*s & 0xf8) == 0xf0) {
+			c = *s++ & 0x07;
+			need = 3;
+		} else {
+			return -EINVAL;
+		}
+		for (i = 0; i < need; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return -EINVAL;
+			c = c << 6 | (*s & 0x3f);
+		}
+		if ((need == 1 && c < 0x80) || (need == 2 && c < 0x800) ||
+		    (need == 3 && c < 0x10000) || c > 0x10ffff ||
+		    (c >= 0xd800 && c < 0xe000))
+			return -EINVAL;
+		if (c >= 0x10000) {
+			if (n + 4 > VHDX_CREATE_UTF16_MAX)
+				return -E2BIG;
+			c -= 0x10000;
+			if (out) {
+				out[n] = (0xd800 | c >> 10) & 0xff;
+				out[n + 1] = (0xd800 | c >> 10) >> 8;
+				out[n + 2] = (0xdc00 | (c & 0x3ff)) & 0xff;
+				out[n + 3] = (0xdc00 | (c & 0x3ff)) >> 8;
+			}
+			n += 4;
+		} else {
+			if (n + 2 > VHDX_CREATE_UTF16_MAX)
+				return -E2BIG;
+			if (out) {
+				out[n] = c & 0xff;
+				out[n + 1] = c >> 8;
+			}
+			n += 2;
+		}
+	}
+	*len = n;
+	return 0;
+}
+
+struct vhdx_create_pair {
+	const char *key;
+	const char *value;
+};
+
+/* The pairs of the VHDX locator, linkage first; returns how many. */
+static u32 vhdx_create_locator_pairs(const struct vhdx_create_parent *parent,
+				     char *linkage,
+				     struct vhdx_create_pair *pairs)
+{
+	char *c;
+	u32 n = 0;
+
+	/* The spec asks for lower case in braces. */
+	linkage[0] = '{';
+	vhdx_guid_to_string(&parent->data_write_guid, linkage + 1);
+	for (c = linkage + 1; *c; c++)
+		if (*c >= 'A' && *c <= 'F')
+			*c += 'a' - 'A';
+	*c++ = '}';
+	*c = 0;
+	pairs[n++] = (struct vhdx_create_pair) {
+		VHDX_LOCATOR_PARENT_LINKAGE, linkage };
+	if (parent->relative_path)
+		pairs[n++] = (struct vhdx_create_pair) {
+			VHDX_LOCATOR_RELATIVE_PATH, parent->relative_path };
+	if (parent->absolute_win32_path)
+		pairs[n++] = (struct vhdx_create_pair) {
+			VHDX_LOCATOR_ABSOLUTE_PATH,
+			parent->absolute_win32_path };
+	return n;
+}
+
+/*
+ * Builds the parent locator item into @item (NULL: only measure it) and
+ * sets *len to its length.  Header, entries, then each key and its value.
+ */
+static int vhdx_create_locator(struct vhdx_image *img,
+			       const struct vhdx_create_parent *parent,
+			       u8 *item, u32 *len)
+{
+	struct vhdx_create_pair pairs[VHDX_CREATE_LOCATOR_MAX_PAIRS];
+	char linkage[VHDX_GUID_STRING_SIZE + 2];
+	struct vhdx_parent_locator_header *hdr = (void *)item;
+	struct vhdx_parent_locator_entry *e;
+	u32 n, i, kl, vl, off;
+	int ret;
+
+	n = vhdx_create_locator_pairs(parent, linkage, pairs);
+	if (n < 2)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: no path to the parent");
+	off = sizeof(*hdr) + n * sizeof(*e);
+	if (item) {
+		hdr->locator_type = vhdx_guid_parent_locator_type;
+		hdr->key_value_count = cpu_to_le16(n);
+	}
+	e = item ? (void *)(hdr + 1) : NULL;
+	for (i = 0; i < n; i++) {
+		ret = vhdx_utf16_encode(pairs[i].key, item ? item + off : NULL,
+					&kl);
+		if (!ret)
+			ret = vhdx_utf16_encode(pairs[i].value,
+						item ? item + off + kl : NULL,
+						&vl);
+		if (ret == -E2BIG)
+			return vhdx_fail(img, ret,
+					 "parent locator: %s is longer than %u bytes of UTF-16",
+					 pairs[i].key, VHDX_CREATE_UTF16_MAX);
+		if (ret)
+			return vhdx_fail(img, ret,
+					 "parent locator: %s is not valid UTF-8",
+					 pairs[i].key);
+		if (e) {
+			e[i].key_offset = cpu_to_le32(off);
+			e[i].value_offset = cpu_to_le32(off + kl);
+			e[i].key_length = cpu_to_le16(kl);
+			e[i].value_length = cpu_to_le16(vl);
+		}
+		off += kl + vl;
+	}
+	*len = off;
+	return 0;
+}
+
 /* Fills in the defaults, validates every size and places every object. */
 int vhdx_create_plan(struct vhdx_image *img, struct vhdx_create_params *p,
 		     struct vhdx_create_layout *layout)
@@ -64,14 +217,26 @@ int vhdx_create_plan(struct vhdx_image *img, struct vhdx_create_params *p,
 		p->physical_sector_size = VHDX_CREATE_DEFAULT_PHYSICAL_SECTOR;
 	if (!p->log_size)
 		p->log_size = VHDX_CREATE_DEFAULT_LOG_SIZE;
+	layout->locator_length = 0;
+	if (p->fixed && p->parent)
+		return vhdx_fail(img, -EINVAL,
+				 "a differencing image cannot be fixed");
 	ret = vhdx_create_check_log(img, p->log_size);
 	if (!ret)
 		ret = vhdx_create_check_geometry(img, p);
+	if (!ret && p->parent)
+		ret = vhdx_create_locator(img, p->parent, NULL,
+					  &layout->locator_length);
 	if (ret)
 		return ret;
+	if (layout->locator_length > VHDX_MiB - VHDX_METADATA_TABLE_SIZE -
+				     VHDX_CREATE_SYSTEM_ITEMS_LENGTH)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator of %u bytes does not fit in the metadata region",
+				 layout->locator_length);
 	ret = vhdx_geometry_init(geo, p->virtual_size, p->block_size,
 				 p->logical_sector_size,
-				 p->physical_sector_size, false);
+				 p->physical_sector_size, !!p->parent);
 	if (ret)
 		return vhdx_fail(img, ret, "invalid geometry");
 
@@ -176,8 +341,11 @@ struct vhdx_create_item {
 	u32 flags;
 };
 
-/* The system items, packed after the table in the order QEMU uses. */
-static void vhdx_create_metadata_table(void *region)
+/*
+ * The system items, packed after the table in the order QEMU uses, then
+ * the parent locator of a differencing image.
+ */
+static void vhdx_create_metadata_table(void *region, u32 locator_length)
 {
 	const u32 disk_flags = VHDX_METADATA_FLAG_IS_REQUIRED |
 			       VHDX_METADATA_FLAG_IS_VIRTUAL_DISK;
@@ -189,14 +357,17 @@ static void vhdx_create_metadata_table(void *region)
 		{ &vhdx_guid_virtual_disk_id, sizeof(guid_t), disk_flags },
 		{ &vhdx_guid_logical_sector_size, sizeof(__le32), disk_flags },
 		{ &vhdx_guid_physical_sector_size, sizeof(__le32), disk_flags },
+		{ &vhdx_guid_parent_locator, locator_length,
+		  VHDX_METADATA_FLAG_IS_REQUIRED },
 	};
 	struct vhdx_metadata_table_header *hdr = region;
 	struct vhdx_metadata_table_entry *e = (void *)(hdr + 1);
-	u32 i, offset = VHDX_METADATA_TABLE_SIZE;
+	u32 i, count = ARRAY_SIZE(items) - !locator_length;
+	u32 offset = VHDX_METADATA_TABLE_SIZE;
 
 	memcpy(hdr->signature, VHDX_SIGNATURE_METADATA, sizeof(hdr->signature));
-	hdr->entry_count = cpu_to_le16(ARRAY_SIZE(items));
-	for (i = 0; i < ARRAY_SIZE(items); i++) {
+	hdr->entry_count = cpu_to_le16(count);
+	for (i = 0; i < count; i++) {
 		e[i].item_id = *items[i].guid;
 		e[i].offset = cpu_to_le32(offset);
 		e[i].length = cpu_to_le32(items[i].length);
@@ -205,23 +376,29 @@ static void vhdx_create_metadata_table(void *region)
 	}
 }
 
-static void vhdx_create_metadata_items(u8 *region,
-				       const struct vhdx_create_params *p,
-				       const struct vhdx_create_layout *layout)
+static int vhdx_create_metadata_items(struct vhdx_image *img, u8 *region,
+				      const struct vhdx_create_params *p,
+				      const struct vhdx_create_layout *layout)
 {
 	struct vhdx_file_parameters params = {
 		.block_size = cpu_to_le32(layout->geo.block_size),
 		/* Hyper-V's mark of a fixed image: never free its blocks. */
-		.flags = cpu_to_le32(p->fixed ?
-				     VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED : 0),
+		.flags = cpu_to_le32((p->fixed ?
+				      VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED : 0) |
+				     (p->parent ? VHDX_PARAMS_HAS_PARENT : 0)),
 	};
 	__le64 size = cpu_to_le64(layout->geo.virtual_size);
 	__le32 lss = cpu_to_le32(layout->geo.logical_sector_size);
 	__le32 pss = cpu_to_le32(layout->geo.physical_sector_size);
 	u8 *item = region + VHDX_METADATA_TABLE_SIZE;
 	guid_t id;
+	u32 len;
+	int ret;
 
-	vhdx_guid_gen(&id);
+	if (p->parent)
+		id = p->parent->virtual_disk_id;
+	else
+		vhdx_guid_gen(&id);
 	memcpy(item, &params, sizeof(params));
 	item += sizeof(params);
 	memcpy(item, &size, sizeof(size));
@@ -231,6 +408,15 @@ static void vhdx_create_metadata_items(u8 *region,
 	memcpy(item, &lss, sizeof(lss));
 	item += sizeof(lss);
 	memcpy(item, &pss, sizeof(pss));
+	item += sizeof(pss);
+	if (!p->parent)
+		return 0;
+	ret = vhdx_create_locator(img, p->parent, item, &len);
+	if (!ret && len != layout->locator_length)
+		ret = vhdx_fail(img, -EINVAL,
+				"parent locator: %u bytes, planned %u", len,
+				layout->locator_length);
+	return ret;
 }
 
 static int vhdx_create_metadata(struct vhdx_image *img,
@@ -244,8 +430,12 @@ static int vhdx_create_metadata(struct vhdx_image *img,
 	region = vhdx_alloc(layout->metadata_length);
 	if (!region)
 		return vhdx_fail(img, -ENOMEM, "metadata: out of memory");
-	vhdx_create_metadata_table(region);
-	vhdx_create_metadata_items(region, p, layout);
+	vhdx_create_metadata_table(region, layout->locator_length);
+	ret = vhdx_create_metadata_items(img, region, p, layout);
+	if (ret) {
+		vhdx_free(region);
+		return ret;
+	}
 	ret = io->write(io->priv, layout->metadata_offset, region,
 			layout->metadata_length);
 	vhdx_free(region);

@@ -15,6 +15,19 @@
 #define VHDX_CREATE_LOG_SIZE_MAX		(256 * VHDX_MiB)
 
 /*
+ * The parent of a differencing image: its DataWriteGuid (the linkage), its
+ * VirtualDiskId (a fork keeps the virtual disk's items, MS-VHDX 2.6.1.2)
+ * and where to find it, as UTF-8 strings in the spec's Windows forms
+ * (NULL: key left out; at least one path is needed).
+ */
+struct vhdx_create_parent {
+	guid_t data_write_guid;
+	guid_t virtual_disk_id;
+	const char *relative_path;
+	const char *absolute_win32_path;
+};
+
+/*
  * What the user asks for.  A zero size field picks the default, which
  * vhdx_create_plan() writes back so the caller can report it.
  */
@@ -26,6 +39,11 @@ struct vhdx_create_params {
 	u32 log_size;
 	bool fixed;
 	const char *creator;		/* ASCII, stored as UTF-16; may be NULL */
+	/*
+	 * Non-NULL: a differencing image, every block NOT_PRESENT.  The
+	 * caller copies the virtual size and sector sizes from the parent.
+	 */
+	const struct vhdx_create_parent *parent;
 };
 
 /*
@@ -43,6 +61,7 @@ struct vhdx_create_layout {
 	u64 metadata_length;
 	u64 data_offset;
 	u64 file_size;
+	u32 locator_length;		/* 0: no parent */
 };
 
 int vhdx_create_plan(struct vhdx_image *img, struct vhdx_create_params *p,

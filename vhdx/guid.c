@@ -3,7 +3,7 @@
  * The GUIDs MS-VHDX assigns to regions, metadata items and locator types.
  * GUID_INIT stores them in the mixed-endian form the file uses.
  */
-#include "vhdx.h"
+#include "parent.h"
 
 const guid_t vhdx_guid_bat_region =
 	GUID_INIT(0x2dc27766, 0xf623, 0x4200,
@@ -41,4 +41,45 @@ void vhdx_guid_to_string(const guid_t *guid, char *buf)
 		 "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
 		 b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6],
 		 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static int vhdx_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The inverse of vhdx_guid_to_string(), also accepting braces and any case. */
+int vhdx_guid_parse(const char *s, guid_t *guid)
+{
+	/* Where each byte's two digits go: the first three groups are LE. */
+	static const u8 order[16] = {
+		3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15,
+	};
+	bool braces = *s == '{';
+	unsigned int i, pos = braces;
+	int hi, lo;
+
+	for (i = 0; i < 16; i++) {
+		/* Dashes after bytes 4, 6, 8 and 10. */
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			if (s[pos] != '-')
+				return -EINVAL;
+			pos++;
+		}
+		hi = vhdx_hex_digit(s[pos]);
+		lo = hi < 0 ? -1 : vhdx_hex_digit(s[pos + 1]);
+		if (lo < 0)
+			return -EINVAL;
+		guid->b[order[i]] = (u8)(hi << 4 | lo);
+		pos += 2;
+	}
+	if (braces && s[pos++] != '}')
+		return -EINVAL;
+	return s[pos] ? -EINVAL : 0;
 }

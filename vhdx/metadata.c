@@ -4,7 +4,7 @@
  * virtual disk.  Every offset and length comes from the image and is
  * checked against the region before any item is read.
  */
-#include "vhdx.h"
+#include "parent.h"
 
 /* Far beyond what Hyper-V or QEMU write (1 MiB), small enough to read. */
 #define VHDX_METADATA_REGION_MAX	(64 * VHDX_MiB)
@@ -42,6 +42,12 @@ static const struct {
 	[VHDX_ITEM_PARENT_LOCATOR] = {
 		&vhdx_guid_parent_locator, "parent locator",
 		sizeof(struct vhdx_parent_locator_header) },
+};
+
+/* The system items found in the table, with their lengths. */
+struct vhdx_items {
+	const void *item[VHDX_ITEM_COUNT];
+	u32 length[VHDX_ITEM_COUNT];
 };
 
 struct vhdx_item_extent {
@@ -126,7 +132,7 @@ static int vhdx_metadata_known_item(const guid_t *id)
 
 /* Finds the system items, refusing unknown required ones and duplicates. */
 static int vhdx_metadata_scan(struct vhdx_image *img, const u8 *region,
-			      u64 len, const void **items)
+			      u64 len, struct vhdx_items *items)
 {
 	const struct vhdx_metadata_table_header *hdr = (const void *)region;
 	const struct vhdx_metadata_table_entry *e = (const void *)(hdr + 1);
@@ -172,7 +178,8 @@ static int vhdx_metadata_scan(struct vhdx_image *img, const u8 *region,
 					i, vhdx_known_items[k].name, length,
 					vhdx_known_items[k].length);
 		} else if (k >= 0) {
-			items[k] = region + le32_to_cpu(e[i].offset);
+			items->item[k] = region + le32_to_cpu(e[i].offset);
+			items->length[k] = length;
 		}
 	}
 	if (!ret)
@@ -213,43 +220,299 @@ static int vhdx_metadata_check_values(struct vhdx_image *img, u32 block_size,
 	return 0;
 }
 
-static int vhdx_metadata_apply(struct vhdx_image *img, const void **items)
+/* The most UTF-8 bytes @len bytes of UTF-16 decode to, with the NUL. */
+static u64 vhdx_utf8_size(u32 len)
+{
+	return (u64)len / 2 * 3 + 1;
+}
+
+/*
+ * UTF-16LE to NUL-terminated UTF-8; @out holds vhdx_utf8_size(len) bytes.
+ * An unpaired surrogate becomes U+FFFD; a NUL unit is an error, as the
+ * spec forbids them.
+ */
+static int vhdx_utf16_decode(const u8 *in, u32 len, char *out)
+{
+	u32 i, n = len / 2, c, c2;
+	u8 *o = (u8 *)out;
+
+	for (i = 0; i < n; i++) {
+		c = in[2 * i] | in[2 * i + 1] << 8;
+		if (!c)
+			return -EINVAL;
+		if (c >= 0xd800 && c < 0xdc00 && i + 1 < n) {
+			c2 = in[2 * i + 2] | in[2 * i + 3] << 8;
+			if (c2 >= 0xdc00 && c2 < 0xe000) {
+				c = 0x10000 + ((c - 0xd800) << 10) +
+				    (c2 - 0xdc00);
+				i++;
+			}
+		}
+		if (c >= 0xd800 && c < 0xe000)
+			c = 0xfffd;
+		if (c < 0x80) {
+			*o++ = c;
+		} else if (c < 0x800) {
+			*o++ = 0xc0 | c >> 6;
+			*o++ = 0x80 | (c & 0x3f);
+		} else if (c < 0x10000) {
+			*o++ = 0xe0 | c >> 12;
+			*o++ = 0x80 | ((c >> 6) & 0x3f);
+			*o++ = 0x80 | (c & 0x3f);
+		} else {
+			*o++ = 0xf0 | c >> 18;
+			*o++ = 0x80 | ((c >> 12) & 0x3f);
+			*o++ = 0x80 | ((c >> 6) & 0x3f);
+			*o++ = 0x80 | (c & 0x3f);
+		}
+	}
+	*o = 0;
+	return 0;
+}
+
+/* Bounds of every key and value; returns the UTF-8 bytes they need. */
+static int vhdx_locator_check_entries(struct vhdx_image *img,
+				      const struct vhdx_parent_locator_entry *e,
+				      u32 count, u32 len, u64 *utf8)
+{
+	u64 total = 0;
+	u32 i;
+
+	*utf8 = 0;
+	for (i = 0; i < count; i++) {
+		u32 ko = le32_to_cpu(e[i].key_offset);
+		u32 vo = le32_to_cpu(e[i].value_offset);
+		u16 kl = le16_to_cpu(e[i].key_length);
+		u16 vl = le16_to_cpu(e[i].value_length);
+
+		if (!ko || !vo || !kl || !vl)
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: entry %u: an offset or length is 0",
+					 i);
+		if ((kl | vl) & 1)
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: entry %u: key length %u or value length %u is odd, not UTF-16",
+					 i, kl, vl);
+		if (kl > VHDX_LOCATOR_MAX_KEY_LENGTH)
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: entry %u: key of %u bytes is longer than the %u this driver reads",
+					 i, kl, VHDX_LOCATOR_MAX_KEY_LENGTH);
+		if ((u64)ko + kl > len || (u64)vo + vl > len)
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: entry %u: key at %u (%u bytes) or value at %u (%u bytes) ends beyond the %u byte item",
+					 i, ko, kl, vo, vl, len);
+		total += kl + vl;
+		*utf8 += vhdx_utf8_size(kl) + vhdx_utf8_size(vl);
+	}
+	/* Shared or overlapping strings must not multiply the work. */
+	if (total > len)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: keys and values total %llu bytes, more than the %u byte item",
+				 (unsigned long long)total, len);
+	return 0;
+}
+
+static int vhdx_locator_decode(struct vhdx_image *img, const u8 *item,
+			       const struct vhdx_parent_locator_entry *e,
+			       struct vhdx_locator *loc)
+{
+	char *str = (char *)(loc->kv + loc->count);
+	u32 i, j;
+
+	for (i = 0; i < loc->count; i++) {
+		u16 kl = le16_to_cpu(e[i].key_length);
+		u16 vl = le16_to_cpu(e[i].value_length);
+
+		loc->kv[i].key = str;
+		if (vhdx_utf16_decode(item + le32_to_cpu(e[i].key_offset), kl,
+				      str))
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: entry %u: the key holds a NUL character",
+					 i);
+		str += vhdx_utf8_size(kl);
+		loc->kv[i].value = str;
+		if (vhdx_utf16_decode(item + le32_to_cpu(e[i].value_offset),
+				      vl, str))
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: entry %u (%s): the value holds a NUL character",
+					 i, loc->kv[i].key);
+		str += vhdx_utf8_size(vl);
+		for (j = 0; j < i; j++)
+			if (!strcmp(loc->kv[j].key, loc->kv[i].key))
+				return vhdx_fail(img, -EINVAL,
+						 "parent locator: entries %u and %u have the same key %s",
+						 j, i, loc->kv[i].key);
+	}
+	return 0;
+}
+
+const char *vhdx_locator_get(const struct vhdx_locator *loc, const char *key)
+{
+	u32 i;
+
+	for (i = 0; i < loc->count; i++)
+		if (!strcmp(loc->kv[i].key, key))
+			return loc->kv[i].value;
+	return NULL;
+}
+
+/* The keys of the VHDX locator type that this code interprets. */
+static int vhdx_locator_interpret(struct vhdx_image *img,
+				  struct vhdx_locator *loc)
+{
+	const char *linkage = vhdx_locator_get(loc, VHDX_LOCATOR_PARENT_LINKAGE);
+	const char *linkage2 = vhdx_locator_get(loc,
+						VHDX_LOCATOR_PARENT_LINKAGE2);
+
+	if (!linkage)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: the parent_linkage key is missing");
+	if (vhdx_guid_parse(linkage, &loc->parent_linkage))
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: parent_linkage \"%.40s\" is not a GUID",
+				 linkage);
+	if (linkage2) {
+		if (vhdx_guid_parse(linkage2, &loc->parent_linkage2))
+			return vhdx_fail(img, -EINVAL,
+					 "parent locator: parent_linkage2 \"%.40s\" is not a GUID",
+					 linkage2);
+		loc->has_parent_linkage2 = true;
+	}
+	loc->relative_path = vhdx_locator_get(loc, VHDX_LOCATOR_RELATIVE_PATH);
+	loc->volume_path = vhdx_locator_get(loc, VHDX_LOCATOR_VOLUME_PATH);
+	loc->absolute_win32_path = vhdx_locator_get(loc,
+						    VHDX_LOCATOR_ABSOLUTE_PATH);
+	if (!loc->relative_path && !loc->volume_path &&
+	    !loc->absolute_win32_path)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: none of relative_path, volume_path and absolute_win32_path is present");
+	return 0;
+}
+
+int vhdx_locator_parse(struct vhdx_image *img, const void *item, u32 len,
+		       struct vhdx_locator *loc)
+{
+	const struct vhdx_parent_locator_header *hdr = item;
+	const struct vhdx_parent_locator_entry *e = (const void *)(hdr + 1);
+	char type[VHDX_GUID_STRING_SIZE];
+	u64 utf8;
+	u32 count;
+	int ret;
+
+	memset(loc, 0, sizeof(*loc));
+	if (len < sizeof(*hdr))
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: item of %u bytes is shorter than its header",
+				 len);
+	loc->type = hdr->locator_type;
+	if (!guid_equal(&loc->type, &vhdx_guid_parent_locator_type)) {
+		vhdx_guid_to_string(&loc->type, type);
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: type %s is not the VHDX locator type",
+				 type);
+	}
+	count = le16_to_cpu(hdr->key_value_count);
+	if (count > VHDX_LOCATOR_MAX_ENTRIES)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: %u entries, more than the %u this driver reads",
+				 count, VHDX_LOCATOR_MAX_ENTRIES);
+	if (sizeof(*hdr) + (u64)count * sizeof(*e) > len)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: %u entries do not fit in the %u byte item",
+				 count, len);
+	ret = vhdx_locator_check_entries(img, e, count, len, &utf8);
+	if (ret)
+		return ret;
+	loc->kv = vhdx_alloc(count * sizeof(*loc->kv) + utf8);
+	if (!loc->kv)
+		return vhdx_fail(img, -ENOMEM, "parent locator: out of memory");
+	loc->count = count;
+	ret = vhdx_locator_decode(img, item, e, loc);
+	if (!ret)
+		ret = vhdx_locator_interpret(img, loc);
+	if (ret)
+		vhdx_locator_free(loc);
+	return ret;
+}
+
+void vhdx_locator_free(struct vhdx_locator *loc)
+{
+	vhdx_free(loc->kv);
+	memset(loc, 0, sizeof(*loc));
+}
+
+/* A differencing image must have a parent locator, and a valid one. */
+static int vhdx_metadata_parent(struct vhdx_image *img,
+				const struct vhdx_items *items,
+				struct vhdx_locator *loc)
+{
+	int ret;
+
+	if (!items->item[VHDX_ITEM_PARENT_LOCATOR])
+		return vhdx_fail(img, -EINVAL,
+				 "metadata: HasParent is set but the parent locator item is missing");
+	ret = vhdx_locator_parse(img, items->item[VHDX_ITEM_PARENT_LOCATOR],
+				 items->length[VHDX_ITEM_PARENT_LOCATOR], loc);
+	if (ret) {
+		char why[VHDX_ERROR_MAX];
+
+		memcpy(why, img->error, sizeof(why));
+		return vhdx_fail(img, ret, "metadata: %s", why);
+	}
+	return 0;
+}
+
+static int vhdx_metadata_apply(struct vhdx_image *img,
+			       const struct vhdx_items *items,
+			       struct vhdx_locator *loc)
 {
 	struct vhdx_file_parameters params;
+	bool has_parent;
 	__le64 size;
 	u32 lss, pss;
 	int k, ret;
 
 	for (k = 0; k < VHDX_ITEM_PARENT_LOCATOR; k++)
-		if (!items[k])
+		if (!items->item[k])
 			return vhdx_fail(img, -EINVAL,
 					 "metadata: required %s item is missing",
 					 vhdx_known_items[k].name);
-	memcpy(&params, items[VHDX_ITEM_FILE_PARAMETERS], sizeof(params));
-	memcpy(&size, items[VHDX_ITEM_VIRTUAL_DISK_SIZE], sizeof(size));
-	memcpy(&img->virtual_disk_id, items[VHDX_ITEM_VIRTUAL_DISK_ID],
+	memcpy(&params, items->item[VHDX_ITEM_FILE_PARAMETERS], sizeof(params));
+	memcpy(&size, items->item[VHDX_ITEM_VIRTUAL_DISK_SIZE], sizeof(size));
+	memcpy(&img->virtual_disk_id, items->item[VHDX_ITEM_VIRTUAL_DISK_ID],
 	       sizeof(img->virtual_disk_id));
-	lss = vhdx_get_le32(items[VHDX_ITEM_LOGICAL_SECTOR_SIZE]);
-	pss = vhdx_get_le32(items[VHDX_ITEM_PHYSICAL_SECTOR_SIZE]);
+	lss = vhdx_get_le32(items->item[VHDX_ITEM_LOGICAL_SECTOR_SIZE]);
+	pss = vhdx_get_le32(items->item[VHDX_ITEM_PHYSICAL_SECTOR_SIZE]);
 	img->file_flags = le32_to_cpu(params.flags);
+	has_parent = img->file_flags & VHDX_PARAMS_HAS_PARENT;
 
-	if (img->file_flags & VHDX_PARAMS_HAS_PARENT)
+	/* Only a caller that can take the locator accepts a parent. */
+	if (has_parent && !loc)
 		return vhdx_fail(img, -EOPNOTSUPP,
 				 "metadata: HasParent is set: differencing images are not supported yet");
 	ret = vhdx_metadata_check_values(img, le32_to_cpu(params.block_size),
 					 le64_to_cpu(size), lss, pss);
+	if (!ret && has_parent)
+		ret = vhdx_metadata_parent(img, items, loc);
 	if (ret)
 		return ret;
-	return vhdx_geometry_init(&img->geo, le64_to_cpu(size),
-				  le32_to_cpu(params.block_size), lss, pss,
-				  false);
+	ret = vhdx_geometry_init(&img->geo, le64_to_cpu(size),
+				 le32_to_cpu(params.block_size), lss, pss,
+				 has_parent);
+	if (ret && has_parent)
+		vhdx_locator_free(loc);
+	return ret;
 }
 
-int vhdx_metadata_parse(struct vhdx_image *img, const void *region, u64 len)
+static int vhdx_metadata_parse_items(struct vhdx_image *img,
+				     const void *region, u64 len,
+				     struct vhdx_locator *loc)
 {
 	const struct vhdx_metadata_table_header *hdr = region;
-	const void *items[VHDX_ITEM_COUNT] = { NULL };
+	struct vhdx_items items;
 	int ret;
+
+	memset(&items, 0, sizeof(items));
 
 	if (len < VHDX_METADATA_TABLE_SIZE)
 		return vhdx_fail(img, -EINVAL,
@@ -259,13 +522,25 @@ int vhdx_metadata_parse(struct vhdx_image *img, const void *region, u64 len)
 		   sizeof(hdr->signature)))
 		return vhdx_fail(img, -EINVAL,
 				 "metadata: table signature is not \"metadata\"");
-	ret = vhdx_metadata_scan(img, region, len, items);
+	ret = vhdx_metadata_scan(img, region, len, &items);
 	if (!ret)
-		ret = vhdx_metadata_apply(img, items);
+		ret = vhdx_metadata_apply(img, &items, loc);
 	return ret;
 }
 
-int vhdx_metadata_load(struct vhdx_image *img)
+int vhdx_metadata_parse(struct vhdx_image *img, const void *region, u64 len)
+{
+	return vhdx_metadata_parse_items(img, region, len, NULL);
+}
+
+int vhdx_metadata_parse_any(struct vhdx_image *img, const void *region,
+			    u64 len, struct vhdx_locator *loc)
+{
+	memset(loc, 0, sizeof(*loc));
+	return vhdx_metadata_parse_items(img, region, len, loc);
+}
+
+static int vhdx_metadata_read(struct vhdx_image *img, struct vhdx_locator *loc)
 {
 	u64 len = img->metadata_region->length;
 	void *region;
@@ -283,7 +558,18 @@ int vhdx_metadata_load(struct vhdx_image *img)
 	if (ret)
 		ret = vhdx_fail(img, ret, "metadata: read error %d", ret);
 	else
-		ret = vhdx_metadata_parse(img, region, len);
+		ret = vhdx_metadata_parse_items(img, region, len, loc);
 	vhdx_free(region);
 	return ret;
+}
+
+int vhdx_metadata_load(struct vhdx_image *img)
+{
+	return vhdx_metadata_read(img, NULL);
+}
+
+int vhdx_metadata_load_any(struct vhdx_image *img, struct vhdx_locator *loc)
+{
+	memset(loc, 0, sizeof(*loc));
+	return vhdx_metadata_read(img, loc);
 }

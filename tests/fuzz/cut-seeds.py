@@ -19,6 +19,7 @@ GUID_FILE_PARAMS = uuid.UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
 GUID_VDISK_SIZE = uuid.UUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
 GUID_LOGICAL_SS = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
 GUID_PHYSICAL_SS = uuid.UUID("CDA348C7-445D-4471-9CC9-E9885251C556")
+GUID_PARENT_LOCATOR = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
 FUZZ_OPEN_MAX = 16 * MiB
 
 
@@ -135,6 +136,10 @@ def cut(outdir, path):
         off, length = regs[GUID_METADATA]
         md = img[off:off + length]
         seeds["fuzz_metadata"] = [trim(md, least=64 * KiB)]
+        # fuzz_metadata also parses its input as a parent locator item.
+        locator = metadata_items(md).get(GUID_PARENT_LOCATOR)
+        if locator:
+            seeds["fuzz_metadata"].append(locator)
         if GUID_BAT in regs:
             bat = bat_seed(img, regs, md)
             if bat:

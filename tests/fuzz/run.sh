@@ -9,8 +9,8 @@
 # Crash inputs are kept in $FUZZ_WORK/crashes/<target>/.
 #
 # Usage: run.sh [--quick | --seconds N] [--jobs J] [TARGET...]
-#   --quick       10 seconds per target (make check)
-#   --seconds N   N seconds per target (default 60, make fuzz)
+#   --quick       10 seconds per target, the default (make check)
+#   --seconds N   N seconds per target (make fuzz: FUZZ_SECONDS, 60)
 #   --jobs J      targets fuzzed at once (default: the CPU count)
 # Environment: FUZZ_WORK (default tests/fuzz/work) keeps seeds, the growing
 # corpus and crashes between runs; FUZZ_STRICT_IO=1 makes a read beyond the
@@ -19,7 +19,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 ALL_TARGETS=(fuzz_header fuzz_region fuzz_metadata fuzz_bat fuzz_log fuzz_open)
-seconds=60
+seconds=10
 jobs=$(nproc 2>/dev/null || echo 1)
 targets=()
 

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhdxsetup's loop devices and device-mapper tables.  Kept apart from the
+ * format code: <linux/loop.h> and libdevmapper bring the kernel's __le
+ * types, which clash with tools/include/vhdx-user.h, so this interface uses
+ * plain C types only.
+ */
+#ifndef VHDXSETUP_DM_H
+#define VHDXSETUP_DM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The prefix of the dm uuid of every device vhdxsetup open makes. */
+#define VHDXSETUP_UUID_PREFIX	"VHDX-"
+#define VHDXSETUP_ERR_MAX	512
+
+/* What the kernel says about a mapped device. */
+struct vhdx_mapping {
+	char uuid[130];
+	bool read_only;
+	bool suspended;
+	int open_count;
+	uint64_t sectors;
+	char target[32];		/* of the first (only) target */
+	char params[1024];		/* its table parameters */
+	char status[512];		/* its status */
+	char device[32];		/* major:minor of the image's device */
+	char loop[64];			/* /dev/loopN, or "" if not a loop */
+	char backing[4096];		/* the loop's backing file, or "" */
+};
+
+/*
+ * Attaches @fd (the open image at @path) to a free loop device with
+ * autoclear: it goes away when its last user closes it.  Read-only unless
+ * @writable.  Returns the loop's open fd, its path in @dev; -1 with @err.
+ */
+int loop_attach(int fd, const char *path, bool writable, char *dev,
+		size_t dev_len, char *err);
+
+/* Waits up to @ms for loop @dev to lose its backing file; 0 once it has. */
+int loop_wait_detached(const char *dev, int ms);
+
+/*
+ * Creates /dev/mapper/@name with one vhdx target of @sectors over @dev.
+ * Returns 0, or -1 with @err (the kernel's reason is in its log).
+ */
+int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
+		   const char *dev, bool read_only, char *err);
+
+/* Fills @m; returns 0, 1 if there is no such device, -1 with @err. */
+int dm_vhdx_query(const char *name, struct vhdx_mapping *m, char *err);
+
+/* Removes the device (the table commits and empties the log first). */
+int dm_vhdx_remove(const char *name, char *err);
+
+#endif /* VHDXSETUP_DM_H */
