@@ -16,13 +16,6 @@
 
 #define VHDX_DEFAULT_COMMIT_MS	1000
 
-/* Linux 6.5 replaced fmode_t with blk_mode_t in dm_table_get_mode(). */
-#ifdef BLK_OPEN_WRITE
-#define VHDX_MODE_WRITE BLK_OPEN_WRITE
-#else
-#define VHDX_MODE_WRITE FMODE_WRITE
-#endif
-
 /*
  * dm core prints ti->error after the constructor has returned and freed
  * everything it allocated, so a message with values in it needs storage
@@ -35,8 +28,7 @@
 static char vhdx_error_ring[VHDX_ERROR_SLOTS][VHDX_ERROR_MAX];
 static atomic_t vhdx_error_next = ATOMIC_INIT(0);
 
-static __printf(2, 3) void vhdx_set_error(struct dm_target *ti,
-					  const char *fmt, ...)
+void vhdx_set_error(struct dm_target *ti, const char *fmt, ...)
 {
 	unsigned int slot = (unsigned int)atomic_inc_return(&vhdx_error_next) %
 			    VHDX_ERROR_SLOTS;
@@ -54,11 +46,11 @@ const char *vhdx_name(struct vhdx_target *vt)
 	return dm_device_name(dm_table_get_md(vt->ti->table));
 }
 
-static int vhdx_dm_io(struct vhdx_target *vt, blk_opf_t opf, u64 offset,
-		      void *buf, size_t len)
+int vhdx_dm_io(struct dm_io_client *client, struct block_device *bdev,
+	       blk_opf_t opf, u64 offset, void *buf, size_t len)
 {
 	struct dm_io_region region = {
-		.bdev = vt->dev->bdev,
+		.bdev = bdev,
 		.sector = offset >> SECTOR_SHIFT,
 		.count = len >> SECTOR_SHIFT,
 	};
@@ -66,7 +58,7 @@ static int vhdx_dm_io(struct vhdx_target *vt, blk_opf_t opf, u64 offset,
 		.bi_opf = opf,
 		.mem.type = is_vmalloc_addr(buf) ? DM_IO_VMA : DM_IO_KMEM,
 		.mem.ptr.addr = buf,
-		.client = vt->io_client,
+		.client = client,
 	};
 
 	return dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT);
@@ -74,14 +66,19 @@ static int vhdx_dm_io(struct vhdx_target *vt, blk_opf_t opf, u64 offset,
 
 static int vhdx_io_read(void *priv, u64 offset, void *buf, size_t len)
 {
-	return vhdx_dm_io(priv, REQ_OP_READ, offset, buf, len);
+	struct vhdx_target *vt = priv;
+
+	return vhdx_dm_io(vt->io_client, vt->dev->bdev, REQ_OP_READ, offset,
+			  buf, len);
 }
 
 static int vhdx_io_write(void *priv, u64 offset, const void *buf, size_t len)
 {
+	struct vhdx_target *vt = priv;
+
 	/* dm_io() takes a mutable pointer but does not write to the buffer. */
-	return vhdx_dm_io(priv, REQ_OP_WRITE | REQ_SYNC, offset, (void *)buf,
-			  len);
+	return vhdx_dm_io(vt->io_client, vt->dev->bdev,
+			  REQ_OP_WRITE | REQ_SYNC, offset, (void *)buf, len);
 }
 
 static int vhdx_io_flush(void *priv)
@@ -92,9 +89,28 @@ static int vhdx_io_flush(void *priv)
 }
 
 static int vhdx_parse_feature(struct dm_target *ti, struct vhdx_target *vt,
-			      const char *arg)
+			      const char *arg, unsigned int *count,
+			      struct dm_arg_set *as)
 {
 	size_t prefix = str_has_prefix(arg, "commit_time:");
+
+	if (!strcmp(arg, "parent")) {
+		if (!*count || !as->argc) {
+			vhdx_set_error(ti, "Feature 'parent' needs a device");
+			return -EINVAL;
+		}
+		if (vt->nr_parents == VHDX_MAX_PARENTS) {
+			vhdx_set_error(ti, "More than %u parents", VHDX_MAX_PARENTS);
+			return -EINVAL;
+		}
+		(*count)--;
+		vt->parent_paths[vt->nr_parents++] = dm_shift_arg(as);
+		return 0;
+	}
+	if (!strcmp(arg, "no_linkage_check")) {
+		vt->skip_linkage_check = true;
+		return 0;
+	}
 
 	if (prefix) {
 		if (kstrtouint(arg + prefix, 10, &vt->commit_ms) ||
@@ -113,7 +129,7 @@ static int vhdx_parse_features(struct dm_target *ti, struct vhdx_target *vt,
 			       struct dm_arg_set *as)
 {
 	static const struct dm_arg count_arg = {
-		0, 1, "Invalid number of feature arguments"
+		0, 2 * VHDX_MAX_PARENTS + 2, "Invalid number of feature arguments"
 	};
 	unsigned int count;
 	int ret;
@@ -125,7 +141,7 @@ static int vhdx_parse_features(struct dm_target *ti, struct vhdx_target *vt,
 	if (ret)
 		return ret;
 	while (count--) {
-		ret = vhdx_parse_feature(ti, vt, dm_shift_arg(as));
+		ret = vhdx_parse_feature(ti, vt, dm_shift_arg(as), &count, as);
 		if (ret)
 			return ret;
 	}
@@ -178,6 +194,7 @@ static int vhdx_load(struct vhdx_target *vt, bool probe)
 		.write = read_only ? NULL : vhdx_io_write,
 		.flush = read_only ? NULL : vhdx_io_flush,
 	};
+	vt->img.accept_parent = true;
 	ret = vhdx_open(&vt->img, &vt->io, bdev_nr_bytes(bdev), read_only);
 	if (ret || read_only)
 		return ret;
@@ -269,6 +286,26 @@ static void vhdx_target_free(struct vhdx_target *vt)
 	kfree(vt);
 }
 
+static int vhdx_open_parents(struct dm_target *ti, struct vhdx_target *vt)
+{
+	int ret;
+
+	if (vt->nr_parents) {
+		vt->parents = kcalloc(vt->nr_parents, sizeof(*vt->parents),
+				      GFP_KERNEL);
+		if (!vt->parents) {
+			ti->error = "Cannot allocate the parents";
+			return -ENOMEM;
+		}
+	}
+	ret = vhdx_chain_open(ti, vt);
+	if (ret) {
+		kfree(vt->parents);
+		vt->parents = NULL;
+	}
+	return ret;
+}
+
 /* <device> [<#feature args> <feature arg>*] */
 static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
@@ -313,6 +350,8 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	vt->block_sector_shift = vt->img.geo.block_shift - SECTOR_SHIFT;
 	/* No bio crosses a payload block: one BAT lookup maps it whole. */
 	ret = dm_set_target_max_io_len(ti, 1U << vt->block_sector_shift);
+	if (!ret)
+		ret = vhdx_open_parents(ti, vt);
 	if (ret) {
 		if (!vt->read_only)
 			vhdx_writer_exit(vt);
@@ -320,12 +359,13 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_unregister;
 	}
 	ti->num_flush_bios = 1;
-	ti->per_io_data_size = sizeof(bool);
+	ti->per_io_data_size = sizeof(struct vhdx_bio_ctx);
 	/*
 	 * Discards give blocks back, which a fixed image (LeaveBlockAllocated)
-	 * must not do; the device below need not support discard itself.
+	 * must not do, nor a differencing one, whose absent blocks show the
+	 * parent; the device below need not support discard itself.
 	 */
-	vt->discards = !vt->read_only &&
+	vt->discards = !vt->read_only && !vt->img.geo.has_parent &&
 		       !(vt->img.file_flags & VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED);
 	if (vt->discards) {
 		ti->num_discard_bios = 1;
@@ -346,9 +386,41 @@ static void vhdx_dtr(struct dm_target *ti)
 
 	if (!vt->read_only)
 		vhdx_writer_exit(vt);
+	vhdx_chain_close(ti, vt);
+	kfree(vt->parents);
 	vhdx_unload(vt);
 	vhdx_unregister(vt);
 	vhdx_target_free(vt);
+}
+
+/*
+ * Through a chain, a bio may span runs that live in different images:
+ * map the first run and let dm core send the rest again.
+ */
+static int vhdx_map_chain_read(struct vhdx_target *vt, struct bio *bio)
+{
+	struct vhdx_extent ext;
+
+	vhdx_pin(vt, bio);
+	vhdx_resolve(vt, vhdx_bio_sector(vt, bio), bio_sectors(bio), &ext);
+	if (ext.layer || !ext.bdev)
+		vhdx_unpin(vt, bio);
+	if (ext.bad) {
+		DMERR_LIMIT("%s: sector %llu: partially present block without a parent",
+			    vhdx_name(vt),
+			    (unsigned long long)vhdx_bio_sector(vt, bio));
+		return DM_MAPIO_KILL;
+	}
+	if (ext.len < bio_sectors(bio))
+		dm_accept_partial_bio(bio, ext.len);
+	if (!ext.bdev) {
+		zero_fill_bio(bio);
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	bio_set_dev(bio, ext.bdev);
+	bio->bi_iter.bi_sector = ext.sector;
+	return DM_MAPIO_REMAPPED;
 }
 
 static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
@@ -392,7 +464,10 @@ static int vhdx_map_write(struct vhdx_target *vt, struct bio *bio)
 		goto defer;
 	entry = vhdx_pin_entry(vt, bio,
 			       vhdx_payload_index(vt, vhdx_bio_sector(vt, bio)));
-	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
+	if (vhdx_bat_state(entry) == VHDX_PAYLOAD_PARTIALLY_PRESENT &&
+	    vt->img.geo.has_parent)
+		vhdx_mark_on_completion(vt, bio);
+	else if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
 		goto defer;
 	if ((bio->bi_opf & REQ_FUA) && vhdx_txn_dirty(&vt->img))
 		goto defer;
@@ -408,9 +483,11 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 {
 	struct vhdx_target *vt = ti->private;
 
-	*(bool *)dm_per_bio_data(bio, sizeof(bool)) = false;
+	vhdx_ctx(bio)->pinned = false;
+	vhdx_ctx(bio)->set_bits = false;
 	if (bio_op(bio) == REQ_OP_READ)
-		return vhdx_map_read(vt, bio);
+		return vt->img.geo.has_parent ? vhdx_map_chain_read(vt, bio) :
+						vhdx_map_read(vt, bio);
 	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
 		/* Stable data is not enough while the BAT is not. */
 		if (!vt->read_only && vhdx_txn_dirty(&vt->img)) {
@@ -432,10 +509,25 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 	return vhdx_map_write(vt, bio);
 }
 
+/*
+ * A write into a partially present block makes its sectors present only
+ * once its data is on the device: until then a read of them still gets
+ * the parent's data, never what the child's block held before.
+ */
 static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 		       blk_status_t *error)
 {
-	vhdx_unpin(ti->private, bio);
+	struct vhdx_target *vt = ti->private;
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+
+	if (ctx->set_bits) {
+		ctx->set_bits = false;
+		if (!*error) {
+			vhdx_written(vt, bio);
+			return DM_ENDIO_INCOMPLETE;
+		}
+	}
+	vhdx_unpin(vt, bio);
 	return DM_ENDIO_DONE;
 }
 
@@ -511,6 +603,23 @@ static const char *vhdx_log_state_name(enum vhdx_log_state state)
 	return "unknown";
 }
 
+static void vhdx_emit_table(struct vhdx_target *vt, char *result,
+			    unsigned int maxlen, unsigned int *size)
+{
+	unsigned int sz = *size, i;
+	unsigned int count = 2 * vt->nr_parents + vt->skip_linkage_check +
+			     (vt->commit_ms != VHDX_DEFAULT_COMMIT_MS);
+
+	DMEMIT("%s %u", vt->dev->name, count);
+	for (i = 0; i < vt->nr_parents; i++)
+		DMEMIT(" parent %s", vt->parents[i].dev->name);
+	if (vt->skip_linkage_check)
+		DMEMIT(" no_linkage_check");
+	if (vt->commit_ms != VHDX_DEFAULT_COMMIT_MS)
+		DMEMIT(" commit_time:%u", vt->commit_ms);
+	*size = sz;
+}
+
 static void vhdx_status(struct dm_target *ti, status_type_t type,
 			unsigned int status_flags, char *result,
 			unsigned int maxlen)
@@ -530,11 +639,7 @@ static void vhdx_status(struct dm_target *ti, status_type_t type,
 		       vt->read_only ? "ro" : "rw", vhdx_health(vt));
 		break;
 	case STATUSTYPE_TABLE:
-		if (vt->commit_ms == VHDX_DEFAULT_COMMIT_MS)
-			DMEMIT("%s 0", vt->dev->name);
-		else
-			DMEMIT("%s 1 commit_time:%u", vt->dev->name,
-			       vt->commit_ms);
+		vhdx_emit_table(vt, result, maxlen, &sz);
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
@@ -551,8 +656,15 @@ static int vhdx_iterate_devices(struct dm_target *ti,
 {
 	struct vhdx_target *vt = ti->private;
 
+	unsigned int i;
+	int ret;
+
 	/* The image file's size, not the virtual size, bounds the device. */
-	return fn(ti, vt->dev, 0, bdev_nr_sectors(vt->dev->bdev), data);
+	ret = fn(ti, vt->dev, 0, bdev_nr_sectors(vt->dev->bdev), data);
+	for (i = 0; !ret && i < vt->nr_parents; i++)
+		ret = fn(ti, vt->parents[i].dev, 0,
+			 bdev_nr_sectors(vt->parents[i].dev->bdev), data);
+	return ret;
 }
 
 static void vhdx_io_hints(struct dm_target *ti, struct queue_limits *limits)

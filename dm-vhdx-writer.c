@@ -30,26 +30,53 @@ void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry)
  * still be on its way to it: either the discard's BAT change is seen by
  * the bio, or the bio's pin is seen by vhdx_recycle().
  */
+void vhdx_pin(struct vhdx_target *vt, struct bio *bio)
+{
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+
+	if (!ctx->pinned) {
+		atomic_inc(&vt->inflight);
+		/* Pairs with vhdx_recycle(): the pin before the BAT read. */
+		smp_mb__after_atomic();
+		ctx->pinned = true;
+	}
+}
+
 u64 vhdx_pin_entry(struct vhdx_target *vt, struct bio *bio, u64 index)
 {
-	bool *pinned = dm_per_bio_data(bio, sizeof(bool));
-
-	if (!*pinned) {
-		atomic_inc(&vt->inflight);
-		smp_mb__after_atomic();
-		*pinned = true;
-	}
+	vhdx_pin(vt, bio);
 	return vhdx_bat_entry(vt, index);
 }
 
 void vhdx_unpin(struct vhdx_target *vt, struct bio *bio)
 {
-	bool *pinned = dm_per_bio_data(bio, sizeof(bool));
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 
-	if (*pinned) {
-		*pinned = false;
+	if (ctx->pinned) {
+		ctx->pinned = false;
 		atomic_dec(&vt->inflight);
 	}
+}
+
+/* The bio's sectors become present in the child when it completes. */
+void vhdx_mark_on_completion(struct vhdx_target *vt, struct bio *bio)
+{
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+
+	ctx->set_bits = true;
+	ctx->sector = vhdx_bio_sector(vt, bio);
+	ctx->sectors = bio_sectors(bio);
+}
+
+/* From end_io: the data is on the device; the worker sets the bits. */
+void vhdx_written(struct vhdx_target *vt, struct bio *bio)
+{
+	unsigned long irqflags;
+
+	spin_lock_irqsave(&vt->lock, irqflags);
+	bio_list_add(&vt->written, bio);
+	spin_unlock_irqrestore(&vt->lock, irqflags);
+	queue_work(vt->wq, &vt->worker);
 }
 
 /* Blocks given back are reused once their release is stable and unused. */
@@ -57,6 +84,7 @@ static void vhdx_recycle(struct vhdx_target *vt)
 {
 	if (!vhdx_space_released(&vt->img) || vhdx_txn_dirty(&vt->img))
 		return;
+	/* Pairs with vhdx_pin(): the discard's BAT change before the count. */
 	smp_mb();
 	if (!atomic_read(&vt->inflight))
 		vhdx_space_recycle(&vt->img);
@@ -125,30 +153,95 @@ static int vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
 	return ret;
 }
 
-static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
-				  u64 index, u64 *entry)
+static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset)
 {
 	struct vhdx_image *img = &vt->img;
-	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
-	u64 offset;
 	int ret;
 
 	vhdx_recycle(vt);
-	ret = vhdx_space_alloc(img, img->geo.block_size, &offset);
+	ret = vhdx_space_alloc(img, length, offset);
 	if (ret == -ENOSPC) {
 		if (!test_and_set_bit(VHDX_NO_SPACE, &vt->flags))
 			DMERR("%s: out of space: %s", vhdx_name(vt), img->error);
 		return BLK_STS_NOSPC;
 	}
-	ret = vhdx_zero_around(vt, bio, block, offset >> SECTOR_SHIFT);
-	if (ret) {
-		DMERR_LIMIT("%s: cannot zero new block %llu at %llu: %d",
-			    vhdx_name(vt), (unsigned long long)block,
-			    (unsigned long long)offset, ret);
-		return errno_to_blk_status(ret);
-	}
 	clear_bit(VHDX_NO_SPACE, &vt->flags);
-	*entry = offset | VHDX_PAYLOAD_FULLY_PRESENT;
+	return BLK_STS_OK;
+}
+
+static blk_status_t vhdx_zeroout(struct vhdx_target *vt, u64 offset,
+				 u64 length)
+{
+	int ret = blkdev_issue_zeroout(vt->dev->bdev, offset >> SECTOR_SHIFT,
+				       length >> SECTOR_SHIFT, GFP_NOIO, 0);
+
+	if (ret)
+		DMERR_LIMIT("%s: cannot zero %llu bytes at %llu: %d",
+			    vhdx_name(vt), (unsigned long long)length,
+			    (unsigned long long)offset, ret);
+	return errno_to_blk_status(ret);
+}
+
+/*
+ * The chunk's sector bitmap block, before a block of the chunk becomes
+ * partially present: zeroed on the device (every sector from the parent)
+ * before the BAT entry that points at it can be committed.
+ */
+static blk_status_t vhdx_bitmap_block(struct vhdx_target *vt, u64 chunk)
+{
+	struct vhdx_image *img = &vt->img;
+	u64 index = vhdx_bat_bitmap_index(&img->geo, chunk);
+	blk_status_t status;
+	u64 offset;
+
+	if (img->bitmaps[chunk])
+		return BLK_STS_OK;
+	status = vhdx_space(vt, VHDX_BITMAP_BLOCK_SIZE, &offset);
+	if (!status)
+		status = vhdx_zeroout(vt, offset, VHDX_BITMAP_BLOCK_SIZE);
+	if (!status && vhdx_bitmap_attach(img, chunk))
+		status = BLK_STS_RESOURCE;
+	if (status)
+		return status;
+	vhdx_bat_update(img, index, offset | VHDX_BITMAP_PRESENT);
+	return BLK_STS_OK;
+}
+
+/*
+ * A block of a differencing child that the write does not cover whole
+ * becomes partially present: its other sectors still come from the
+ * parent, so nothing needs zeroing, and the write sets their bits.
+ */
+static bool vhdx_allocate_partial(struct vhdx_target *vt, struct bio *bio,
+				  u64 block, u64 entry)
+{
+	u64 used = vhdx_block_used_length(&vt->img.geo, block) >> SECTOR_SHIFT;
+
+	return vt->img.geo.has_parent &&
+	       vhdx_bat_state(entry) == VHDX_PAYLOAD_NOT_PRESENT &&
+	       bio_sectors(bio) < used;
+}
+
+static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
+				  u64 index, u64 *entry)
+{
+	struct vhdx_image *img = &vt->img;
+	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
+	bool partial = vhdx_allocate_partial(vt, bio, block, *entry);
+	blk_status_t status = BLK_STS_OK;
+	u64 offset;
+
+	if (partial)
+		status = vhdx_bitmap_block(vt, block >> img->geo.chunk_ratio_shift);
+	if (!status)
+		status = vhdx_space(vt, img->geo.block_size, &offset);
+	if (!status && !partial &&
+	    vhdx_zero_around(vt, bio, block, offset >> SECTOR_SHIFT))
+		status = BLK_STS_IOERR;
+	if (status)
+		return status;
+	*entry = offset | (partial ? VHDX_PAYLOAD_PARTIALLY_PRESENT :
+			   VHDX_PAYLOAD_FULLY_PRESENT);
 	vhdx_bat_update(img, index, *entry);
 	img->allocated_blocks++;
 	vhdx_arm_commit(vt);
@@ -184,6 +277,8 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		break;
 	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+		if (vt->img.geo.has_parent)
+			break;
 		DMERR_LIMIT("%s: write to a partially present block without a parent",
 			    vhdx_name(vt));
 		status = BLK_STS_IOERR;
@@ -196,6 +291,8 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 		bio_endio(bio);
 		return;
 	}
+	if (vhdx_bat_state(entry) == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+		vhdx_mark_on_completion(vt, bio);
 	vhdx_remap(vt, bio, entry);
 	vhdx_issue(vt, bio, waiters);
 }
@@ -224,9 +321,11 @@ static void vhdx_release_waiters(struct vhdx_target *vt,
 	}
 }
 
-static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters)
+static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters,
+			    struct bio_list *acked)
 {
 	bool committed = vhdx_txn_dirty(&vt->img);
+	struct bio *bio;
 	int ret = 0;
 
 	if (committed && !test_bit(VHDX_FAILED, &vt->flags)) {
@@ -237,6 +336,11 @@ static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters)
 		ret = -EIO;
 	}
 	vhdx_release_waiters(vt, waiters, committed, ret);
+	while ((bio = bio_list_pop(acked))) {
+		if (ret)
+			bio->bi_status = BLK_STS_IOERR;
+		bio_endio(bio);
+	}
 	vhdx_recycle(vt);
 }
 
@@ -295,17 +399,46 @@ static void vhdx_handle_discard(struct vhdx_target *vt, struct bio *bio)
 	bio_endio(bio);
 }
 
+/*
+ * Writes into partially present blocks whose data is on the device: their
+ * sectors become present.  A FUA one completes after the commit.
+ */
+static void vhdx_set_written(struct vhdx_target *vt, struct bio_list *written,
+			     struct bio_list *acked)
+{
+	unsigned int lss_shift = ilog2(vt->img.geo.logical_sector_size) -
+				 SECTOR_SHIFT;
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(written))) {
+		struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+
+		vhdx_bitmap_set(&vt->img, ctx->sector >> lss_shift,
+				ctx->sectors >> lss_shift);
+		vhdx_arm_commit(vt);
+		if (bio->bi_opf & REQ_FUA)
+			bio_list_add(acked, bio);
+		else
+			bio_endio(bio);
+	}
+}
+
 static void vhdx_worker(struct work_struct *work)
 {
 	struct vhdx_target *vt = container_of(work, struct vhdx_target, worker);
-	struct bio_list bios, waiters;
+	struct bio_list bios, waiters, written, acked;
 	struct bio *bio;
 
 	bio_list_init(&waiters);
+	bio_list_init(&acked);
 	spin_lock_irq(&vt->lock);
 	bios = vt->deferred;
 	bio_list_init(&vt->deferred);
+	written = vt->written;
+	bio_list_init(&vt->written);
 	spin_unlock_irq(&vt->lock);
+
+	vhdx_set_written(vt, &written, &acked);
 
 	while ((bio = bio_list_pop(&bios))) {
 		if (bio_op(bio) == REQ_OP_DISCARD)
@@ -315,9 +448,9 @@ static void vhdx_worker(struct work_struct *work)
 		else
 			bio_list_add(&waiters, bio);
 	}
-	if (!bio_list_empty(&waiters) ||
+	if (!bio_list_empty(&waiters) || !bio_list_empty(&acked) ||
 	    test_and_clear_bit(VHDX_COMMIT_DUE, &vt->flags))
-		vhdx_commit_for(vt, &waiters);
+		vhdx_commit_for(vt, &waiters, &acked);
 }
 
 static void vhdx_commit_timer(struct work_struct *work)
@@ -333,6 +466,7 @@ int vhdx_writer_init(struct vhdx_target *vt)
 {
 	spin_lock_init(&vt->lock);
 	bio_list_init(&vt->deferred);
+	bio_list_init(&vt->written);
 	INIT_WORK(&vt->worker, vhdx_worker);
 	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
 	vt->wq = alloc_ordered_workqueue("dm-vhdx", WQ_MEM_RECLAIM);

@@ -14,6 +14,46 @@
 
 #define DM_MSG_PREFIX "vhdx"
 
+/* Linux 6.5 replaced fmode_t with blk_mode_t in dm_table_get_mode(). */
+#ifdef BLK_OPEN_WRITE
+#define VHDX_MODE_WRITE BLK_OPEN_WRITE
+#define VHDX_MODE_READ BLK_OPEN_READ
+#else
+#define VHDX_MODE_WRITE FMODE_WRITE
+#define VHDX_MODE_READ FMODE_READ
+#endif
+
+/* Far deeper than Hyper-V's checkpoint trees go in practice. */
+#define VHDX_MAX_PARENTS	32
+
+struct vhdx_target;
+
+/* One parent image of a differencing chain, opened read-only. */
+struct vhdx_parent {
+	struct vhdx_target *vt;
+	struct dm_dev *dev;
+	struct vhdx_io io;
+	unsigned int block_sector_shift;
+	struct vhdx_image img;
+};
+
+/* Where a run of virtual sectors lives (vhdx_resolve()). */
+struct vhdx_extent {
+	struct block_device *bdev;	/* NULL: the run reads as zeros */
+	sector_t sector;		/* on bdev */
+	sector_t len;
+	unsigned int layer;		/* 0: the child */
+	bool bad;			/* partially present without a parent */
+};
+
+/* What map() records in each bio, for end_io. */
+struct vhdx_bio_ctx {
+	bool pinned;			/* counted in vhdx_target.inflight */
+	bool set_bits;			/* mark its sectors present when done */
+	sector_t sector;		/* virtual, for set_bits */
+	unsigned int sectors;
+};
+
 /* Bits in vhdx_target.flags. */
 enum {
 	VHDX_SESSION,		/* headers updated: map() may write in place */
@@ -30,6 +70,7 @@ struct vhdx_target {
 	unsigned int block_sector_shift;
 	bool read_only;
 	bool discards;			/* blocks may be given back */
+	bool skip_linkage_check;	/* feature arg no_linkage_check */
 	bool reopen;			/* opened read-only until preresume */
 	struct list_head node;		/* in the registry of all tables */
 	unsigned int commit_ms;		/* 0: commit on flush only */
@@ -39,23 +80,46 @@ struct vhdx_target {
 	/* Writes that need the worker, and the worker itself. */
 	spinlock_t lock;
 	struct bio_list deferred;
+	struct bio_list written;		/* set_bits bios that completed */
 	struct workqueue_struct *wq;
 	struct work_struct worker;
 	struct delayed_work commit_work;
+
+	/* The parents of a differencing child, nearest first. */
+	unsigned int nr_parents;
+	const char *parent_paths[VHDX_MAX_PARENTS];
+	struct vhdx_parent *parents;
 
 	struct vhdx_image img;
 };
 
 const char *vhdx_name(struct vhdx_target *vt);
+__printf(2, 3) void vhdx_set_error(struct dm_target *ti, const char *fmt, ...);
+int vhdx_dm_io(struct dm_io_client *client, struct block_device *bdev,
+	       blk_opf_t opf, u64 offset, void *buf, size_t len);
+
+/* dm-vhdx-chain.c */
+int vhdx_chain_open(struct dm_target *ti, struct vhdx_target *vt);
+void vhdx_chain_close(struct dm_target *ti, struct vhdx_target *vt);
+void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
+		  struct vhdx_extent *ext);
 
 /* dm-vhdx-writer.c */
 int vhdx_writer_init(struct vhdx_target *vt);
 void vhdx_writer_exit(struct vhdx_target *vt);
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio);
+void vhdx_written(struct vhdx_target *vt, struct bio *bio);
 void vhdx_writer_stop(struct vhdx_target *vt);
 void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry);
+void vhdx_pin(struct vhdx_target *vt, struct bio *bio);
 u64 vhdx_pin_entry(struct vhdx_target *vt, struct bio *bio, u64 index);
+void vhdx_mark_on_completion(struct vhdx_target *vt, struct bio *bio);
 void vhdx_unpin(struct vhdx_target *vt, struct bio *bio);
+
+static inline struct vhdx_bio_ctx *vhdx_ctx(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct vhdx_bio_ctx));
+}
 
 static inline sector_t vhdx_bio_sector(struct vhdx_target *vt,
 				       struct bio *bio)

@@ -4,7 +4,7 @@
  * headers and the log may be read before a dirty log has been replayed, and
  * everything read afterwards goes through the replayed updates.
  */
-#include "vhdx.h"
+#include "parent.h"
 
 int vhdx_fail(struct vhdx_image *img, int err, const char *fmt, ...)
 {
@@ -31,20 +31,46 @@ int vhdx_read(struct vhdx_image *img, u64 offset, void *buf, size_t len)
  */
 static int vhdx_overlay_check_metadata_only(struct vhdx_image *img)
 {
-	struct vhdx_region allowed[] = {
-		{ .offset = VHDX_REGION_TABLE1_OFFSET,
-		  .length = 2 * VHDX_REGION_TABLE_SIZE },
-		*img->bat_region,
-		*img->metadata_region,
-	};
+	const struct vhdx_geometry *geo = &img->geo;
+	u64 chunks = geo->has_parent ? geo->bitmap_blocks : 0, chunk, entry;
+	struct vhdx_region *allowed;
+	u32 count = 3;
 	u64 bad;
+	bool ok;
 
-	if (vhdx_overlay_covered_by(&img->overlay, allowed,
-				    ARRAY_SIZE(allowed), &bad))
+	allowed = vhdx_alloc((count + chunks) * sizeof(*allowed));
+	if (!allowed)
+		return vhdx_fail(img, -ENOMEM, "log: out of memory");
+	allowed[0].offset = VHDX_REGION_TABLE1_OFFSET;
+	allowed[0].length = 2 * VHDX_REGION_TABLE_SIZE;
+	allowed[1] = *img->bat_region;
+	allowed[2] = *img->metadata_region;
+	/* A differencing image also logs its sector bitmaps. */
+	for (chunk = 0; chunk < chunks; chunk++) {
+		entry = le64_to_cpu(img->bat[vhdx_bat_bitmap_index(geo, chunk)]);
+		if (vhdx_bat_state(entry) != VHDX_BITMAP_PRESENT)
+			continue;
+		allowed[count].offset = vhdx_bat_offset(entry);
+		allowed[count++].length = VHDX_BITMAP_BLOCK_SIZE;
+	}
+	ok = vhdx_overlay_covered_by(&img->overlay, allowed, count, &bad);
+	vhdx_free(allowed);
+	if (ok)
 		return 0;
 	return vhdx_fail(img, -EINVAL,
-			 "log: an update at %llu lies outside the region tables, BAT and metadata, so it cannot be replayed in memory; replay it with a read-write open",
+			 "log: an update at %llu lies outside the region tables, BAT, metadata and sector bitmaps, so it cannot be replayed in memory; replay it with a read-write open",
 			 (unsigned long long)bad);
+}
+
+/* Only a caller that builds chains (accept_parent) takes a parent locator. */
+static int vhdx_image_metadata_load(struct vhdx_image *img)
+{
+	if (!img->accept_parent)
+		return vhdx_metadata_load(img);
+	img->locator = vhdx_alloc(sizeof(*img->locator));
+	if (!img->locator)
+		return vhdx_fail(img, -ENOMEM, "metadata: out of memory");
+	return vhdx_metadata_load_any(img, img->locator);
 }
 
 int vhdx_open(struct vhdx_image *img, const struct vhdx_io *io,
@@ -64,12 +90,14 @@ int vhdx_open(struct vhdx_image *img, const struct vhdx_io *io,
 		ret = vhdx_log_replay(img);
 	if (!ret)
 		ret = vhdx_region_table_load(img);
-	if (!ret && img->log_state == VHDX_LOG_REPLAYED_IN_MEMORY)
-		ret = vhdx_overlay_check_metadata_only(img);
 	if (!ret)
-		ret = vhdx_metadata_load(img);
+		ret = vhdx_image_metadata_load(img);
 	if (!ret)
 		ret = vhdx_bat_load(img);
+	if (!ret && img->log_state == VHDX_LOG_REPLAYED_IN_MEMORY)
+		ret = vhdx_overlay_check_metadata_only(img);
+	if (!ret && img->geo.has_parent)
+		ret = vhdx_bitmaps_load(img);
 	if (ret)
 		vhdx_close(img);
 	return ret;
@@ -87,4 +115,10 @@ void vhdx_close(struct vhdx_image *img)
 	img->metadata_region = NULL;
 	vhdx_overlay_free(&img->overlay);
 	vhdx_space_free(img);
+	vhdx_bitmaps_free(img);
+	if (img->locator) {
+		vhdx_locator_free(img->locator);
+		vhdx_free(img->locator);
+		img->locator = NULL;
+	}
 }

@@ -109,22 +109,64 @@ int vhdx_session_begin(struct vhdx_image *img)
 }
 
 /* Up to max_updates dirty sectors from @start on; returns how many. */
-static u32 vhdx_txn_gather(struct vhdx_image *img, u32 *start,
-			   struct vhdx_log_update *updates)
+/*
+ * Dirty page @i of the commit: the BAT sectors first, then the 4 KiB pages
+ * of the sector bitmaps of a differencing image, chunk by chunk.
+ */
+static bool vhdx_txn_page(struct vhdx_image *img, u64 i,
+			  struct vhdx_log_update *u)
 {
 	struct vhdx_txn *txn = &img->txn;
-	u64 bat = img->bat_region->offset;
+	const struct vhdx_bitmap *b;
+	u64 chunk, page, entry;
+
+	if (i < txn->bat_sectors) {
+		if (!vhdx_txn_test(txn, (u32)i))
+			return false;
+		u->offset = img->bat_region->offset + i * VHDX_BAT_SECTOR;
+		u->data = (const u8 *)img->bat + i * VHDX_BAT_SECTOR;
+		return true;
+	}
+	chunk = (i - txn->bat_sectors) / VHDX_BITMAP_PAGES;
+	page = (i - txn->bat_sectors) % VHDX_BITMAP_PAGES;
+	b = img->bitmaps[chunk];
+	if (!b || !(b->dirty[page / 8] & (1U << (page % 8))))
+		return false;
+	entry = le64_to_cpu(img->bat[vhdx_bat_bitmap_index(&img->geo, chunk)]);
+	u->offset = vhdx_bat_offset(entry) + page * VHDX_LOG_SECTOR_SIZE;
+	u->data = b->bits + page * VHDX_LOG_SECTOR_SIZE;
+	return true;
+}
+
+static u64 vhdx_txn_pages(const struct vhdx_image *img)
+{
+	return img->txn.bat_sectors +
+	       (img->bitmaps ? img->geo.bitmap_blocks * VHDX_BITMAP_PAGES : 0);
+}
+
+/* Up to max_updates dirty pages from @start on; returns how many. */
+static u32 vhdx_txn_gather(struct vhdx_image *img, u64 *start,
+			   struct vhdx_log_update *updates)
+{
+	u64 pages = vhdx_txn_pages(img);
 	u32 n = 0;
 
-	for (; *start < txn->bat_sectors && n < txn->max_updates; (*start)++) {
-		if (!vhdx_txn_test(txn, *start))
-			continue;
-		updates[n].offset = bat + (u64)*start * VHDX_BAT_SECTOR;
-		updates[n].data = (const u8 *)img->bat +
-				  (u64)*start * VHDX_BAT_SECTOR;
-		n++;
-	}
+	for (; *start < pages && n < img->txn.max_updates; (*start)++)
+		n += vhdx_txn_page(img, *start, &updates[n]);
 	return n;
+}
+
+static void vhdx_txn_clean(struct vhdx_image *img)
+{
+	struct vhdx_txn *txn = &img->txn;
+	u64 chunk;
+
+	memset(txn->dirty, 0, txn->bat_sectors / 8 + 1);
+	for (chunk = 0; img->bitmaps && chunk < img->geo.bitmap_blocks; chunk++)
+		if (img->bitmaps[chunk])
+			memset(img->bitmaps[chunk]->dirty, 0,
+			       sizeof(img->bitmaps[chunk]->dirty));
+	WRITE_ONCE(txn->dirty_count, 0);
 }
 
 static int vhdx_txn_apply(struct vhdx_image *img,
@@ -138,7 +180,7 @@ static int vhdx_txn_apply(struct vhdx_image *img,
 				     updates[i].data, VHDX_BAT_SECTOR);
 		if (ret)
 			return vhdx_fail(img, ret,
-					 "BAT: write error %d at %llu", ret,
+					 "BAT or sector bitmap: write error %d at %llu", ret,
 					 (unsigned long long)updates[i].offset);
 	}
 	return 0;
@@ -152,7 +194,8 @@ int vhdx_commit(struct vhdx_image *img)
 {
 	struct vhdx_txn *txn = &img->txn;
 	struct vhdx_log_update *updates;
-	u32 start = 0, count;
+	u64 start = 0;
+	u32 count;
 	int ret = 0;
 
 	if (!txn->dirty_count)
@@ -177,8 +220,7 @@ int vhdx_commit(struct vhdx_image *img)
 	vhdx_free(updates);
 	if (ret)
 		return ret;
-	memset(txn->dirty, 0, txn->bat_sectors / 8 + 1);
-	WRITE_ONCE(txn->dirty_count, 0);
+	vhdx_txn_clean(img);
 	return 0;
 }
 

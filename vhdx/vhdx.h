@@ -95,10 +95,24 @@ struct vhdx_free_blocks {
 	u32 capacity;
 };
 
+struct vhdx_locator;
+
+/*
+ * A sector bitmap block in memory (bitmap.c), and which of its 4 KiB pages
+ * changed since the last commit.
+ */
+#define VHDX_BITMAP_PAGES	(VHDX_BITMAP_BLOCK_SIZE / VHDX_LOG_SECTOR_SIZE)
+
+struct vhdx_bitmap {
+	u8 *bits;			/* VHDX_BITMAP_BLOCK_SIZE bytes */
+	u8 dirty[VHDX_BITMAP_PAGES / 8];
+};
+
 struct vhdx_image {
 	const struct vhdx_io *io;
 	u64 device_size;
 	bool read_only;
+	bool accept_parent;		/* set by the caller: chains allowed */
 
 	struct vhdx_header header;	/* the current header */
 	unsigned int header_slot;	/* 0: at 64 KiB, 1: at 128 KiB */
@@ -122,6 +136,10 @@ struct vhdx_image {
 	enum vhdx_log_state log_state;
 	struct vhdx_overlay overlay;
 	struct vhdx_txn txn;
+
+	/* Differencing images only. */
+	struct vhdx_locator *locator;
+	struct vhdx_bitmap **bitmaps;	/* per chunk; NULL: not present */
 
 	char error[VHDX_ERROR_MAX];
 };
@@ -296,6 +314,17 @@ static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
 {
 	return READ_ONCE(img->txn.dirty_count) != 0;
 }
+
+/*
+ * bitmap.c: the sector bitmaps of a differencing image, one bit per
+ * logical sector: set, the sector is in this image; clear, in the parent.
+ */
+int vhdx_bitmaps_load(struct vhdx_image *img);
+void vhdx_bitmaps_free(struct vhdx_image *img);
+u64 vhdx_bitmap_run(const struct vhdx_image *img, u64 sector, u64 count,
+		    bool *present);
+int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk);
+void vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
 
 /* alloc.c: room for new blocks, past every object the image holds. */
 int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset);

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-vhdx: differencing chains.  The table names the child and then its
+ * parents, nearest first, each a block device holding one image; parents
+ * are opened read-only (a dirty log in one is replayed in memory) and are
+ * never written.  A read is resolved through the chain: a block the child
+ * does not have comes from the parent, and in a partially present block
+ * the child's sector bitmap decides, sector by sector.
+ */
+#include <linux/blkdev.h>
+#include <linux/dm-io.h>
+
+#include "dm-vhdx.h"
+#include "vhdx/parent.h"
+
+static int vhdx_parent_read(void *priv, u64 offset, void *buf, size_t len)
+{
+	struct vhdx_parent *p = priv;
+
+	return vhdx_dm_io(p->vt->io_client, p->dev->bdev, REQ_OP_READ, offset,
+			  buf, len);
+}
+
+static bool vhdx_linked(const struct vhdx_image *child,
+			const struct vhdx_image *parent)
+{
+	const struct vhdx_locator *loc = child->locator;
+	const guid_t *dwg = &parent->header.data_write_guid;
+
+	return guid_equal(&loc->parent_linkage, dwg) ||
+	       (loc->has_parent_linkage2 && guid_equal(&loc->parent_linkage2, dwg));
+}
+
+/* @child is the image nearer the top of the chain than @p. */
+static int vhdx_chain_check(struct dm_target *ti, struct vhdx_target *vt,
+			    const struct vhdx_image *child,
+			    const char *child_name, struct vhdx_parent *p)
+{
+	const struct vhdx_geometry *cg = &child->geo, *pg = &p->img.geo;
+	char want[VHDX_GUID_STRING_SIZE], have[VHDX_GUID_STRING_SIZE];
+
+	if (cg->virtual_size != pg->virtual_size ||
+	    cg->logical_sector_size != pg->logical_sector_size) {
+		vhdx_set_error(ti,
+			       "Parent %s (%llu bytes, %u-byte sectors) does not match %s (%llu bytes, %u-byte sectors)",
+			       p->dev->name,
+			       (unsigned long long)pg->virtual_size,
+			       pg->logical_sector_size, child_name,
+			       (unsigned long long)cg->virtual_size,
+			       cg->logical_sector_size);
+		return -EINVAL;
+	}
+	if (vhdx_linked(child, &p->img))
+		return 0;
+	vhdx_guid_to_string(&child->locator->parent_linkage, want);
+	vhdx_guid_to_string(&p->img.header.data_write_guid, have);
+	if (!vt->skip_linkage_check) {
+		vhdx_set_error(ti,
+			       "Parent %s is not the parent of %s: parent_linkage %s, DataWriteGuid %s (no_linkage_check overrides)",
+			       p->dev->name, child_name, want, have);
+		return -EINVAL;
+	}
+	DMWARN("%s: parent %s is not linked to %s (%s, DataWriteGuid %s): mapped anyway",
+	       dm_device_name(dm_table_get_md(ti->table)), p->dev->name,
+	       child_name, want, have);
+	return 0;
+}
+
+static int vhdx_parent_open(struct dm_target *ti, struct vhdx_target *vt,
+			    struct vhdx_parent *p, const char *path)
+{
+	int ret;
+
+	p->vt = vt;
+	ret = dm_get_device(ti, path, VHDX_MODE_READ, &p->dev);
+	if (ret) {
+		vhdx_set_error(ti, "Parent device lookup failed: %s", path);
+		return ret;
+	}
+	p->io = (struct vhdx_io) { .priv = p, .read = vhdx_parent_read };
+	p->img.accept_parent = true;
+	ret = vhdx_open(&p->img, &p->io, bdev_nr_bytes(p->dev->bdev), true);
+	if (ret) {
+		vhdx_set_error(ti, "Parent %s: %s", p->dev->name, p->img.error);
+		dm_put_device(ti, p->dev);
+		p->dev = NULL;
+		return ret;
+	}
+	p->block_sector_shift = p->img.geo.block_shift - SECTOR_SHIFT;
+	return 0;
+}
+
+void vhdx_chain_close(struct dm_target *ti, struct vhdx_target *vt)
+{
+	unsigned int i;
+
+	for (i = 0; i < vt->nr_parents; i++) {
+		struct vhdx_parent *p = &vt->parents[i];
+
+		if (!p->dev)
+			continue;
+		vhdx_close(&p->img);
+		dm_put_device(ti, p->dev);
+		p->dev = NULL;
+	}
+}
+
+/*
+ * Opens the parents named in the table and checks the chain: each link's
+ * parent_linkage, sizes, and that the deepest image has no parent.
+ */
+int vhdx_chain_open(struct dm_target *ti, struct vhdx_target *vt)
+{
+	const struct vhdx_image *child = &vt->img;
+	const char *child_name = vt->dev->name;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < vt->nr_parents; i++) {
+		struct vhdx_parent *p = &vt->parents[i];
+
+		if (!child->geo.has_parent) {
+			vhdx_set_error(ti, "%s has no parent, but %s is given as its parent",
+				       child_name, vt->parent_paths[i]);
+			ret = -EINVAL;
+			goto fail;
+		}
+		ret = vhdx_parent_open(ti, vt, p, vt->parent_paths[i]);
+		if (!ret)
+			ret = vhdx_chain_check(ti, vt, child, child_name, p);
+		if (ret)
+			goto fail;
+		child = &p->img;
+		child_name = p->dev->name;
+	}
+	if (child->geo.has_parent) {
+		vhdx_set_error(ti,
+			       "%s is a differencing image: name its parent with the feature args 'parent <device>' (relative path in its locator: %s)",
+			       child_name,
+			       child->locator->relative_path ?: "none");
+		ret = -EINVAL;
+		goto fail;
+	}
+	return 0;
+fail:
+	vhdx_chain_close(ti, vt);
+	return ret;
+}
+
+/* The layers of the chain: 0 is the child, then the parents in order. */
+static const struct vhdx_image *vhdx_layer(struct vhdx_target *vt,
+					   unsigned int layer,
+					   struct block_device **bdev,
+					   unsigned int *shift)
+{
+	if (!layer) {
+		*bdev = vt->dev->bdev;
+		*shift = vt->block_sector_shift;
+		return &vt->img;
+	}
+	*bdev = vt->parents[layer - 1].dev->bdev;
+	*shift = vt->parents[layer - 1].block_sector_shift;
+	return &vt->parents[layer - 1].img;
+}
+
+/*
+ * Where the @len sectors from virtual @sector live: the longest run from
+ * @sector that one image of the chain holds in one piece (or that reads as
+ * zeros), at most @len sectors.
+ */
+void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
+		  struct vhdx_extent *ext)
+{
+	unsigned int layer, shift, lss_shift;
+	const struct vhdx_image *img;
+	struct block_device *bdev;
+	sector_t in_block;
+	u64 index, entry, run;
+	bool present;
+
+	ext->bdev = NULL;
+	ext->layer = 0;
+	ext->bad = false;
+	for (layer = 0; layer <= vt->nr_parents; layer++) {
+		img = vhdx_layer(vt, layer, &bdev, &shift);
+		in_block = sector & ((1ULL << shift) - 1);
+		len = min_t(sector_t, len, (1ULL << shift) - in_block);
+		index = vhdx_bat_payload_index(&img->geo, sector >> shift);
+		entry = le64_to_cpu(READ_ONCE(img->bat[index]));
+		switch (vhdx_bat_state(entry)) {
+		case VHDX_PAYLOAD_FULLY_PRESENT:
+			break;
+		case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+			if (!img->geo.has_parent) {
+				ext->bad = true;
+				goto zeros;
+			}
+			lss_shift = ilog2(img->geo.logical_sector_size) -
+				    SECTOR_SHIFT;
+			run = vhdx_bitmap_run(img, sector >> lss_shift,
+					      len >> lss_shift, &present);
+			len = run << lss_shift;
+			if (present)
+				break;
+			continue;
+		case VHDX_PAYLOAD_NOT_PRESENT:
+			continue;
+		default:
+			/*
+			 * ZERO, UNMAPPED, UNDEFINED: the image says what the
+			 * data is, not its parent; zeros never leak old data.
+			 */
+			goto zeros;
+		}
+		ext->bdev = bdev;
+		ext->layer = layer;
+		ext->sector = (vhdx_bat_offset(entry) >> SECTOR_SHIFT) + in_block;
+		break;
+	}
+zeros:
+	ext->len = len;
+}
