@@ -17,6 +17,8 @@
 #   make check                   everything CI runs: deps, kernels, build-all,
 #                                KUnit, host and guest tests; ends "N passed, M failed"
 #   make demo                    boot a guest, map a VHDX, mount it, read it
+#   make bench                   fio in a guest: dm-vhdx against dm-linear, as
+#                                ratios, and device flushes per user flush
 #   make fuzz                    the libFuzzer targets of tests/fuzz, each for
 #                                FUZZ_SECONDS (60); make check runs each 10 s
 #
@@ -72,8 +74,14 @@ demo:
 	@scripts/build-all.sh 6.12
 	@scripts/demo.sh
 
+bench:
+	@scripts/deps.sh
+	@scripts/kernels.sh 6.12
+	@scripts/build-all.sh 6.12
+	@scripts/bench.sh
+
 help:
 	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
 
 .PHONY: all modules kdir-exists install tools tools-install fuzz clean build-all \
-	check demo help
+	check demo bench help
