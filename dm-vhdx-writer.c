@@ -79,14 +79,17 @@ void vhdx_written(struct vhdx_target *vt, struct bio *bio)
 	queue_work(vt->wq, &vt->worker);
 }
 
-/* Blocks given back are reused once their release is stable and unused. */
-static void vhdx_recycle(struct vhdx_target *vt)
+/*
+ * Blocks given back are reused once their release is stable and no bio
+ * but the caller's own @held ones (which map elsewhere) is in flight.
+ */
+static void vhdx_recycle(struct vhdx_target *vt, int held)
 {
 	if (!vhdx_space_released(&vt->img) || vhdx_txn_dirty(&vt->img))
 		return;
 	/* Pairs with vhdx_pin(): the discard's BAT change before the count. */
 	smp_mb();
-	if (!atomic_read(&vt->inflight))
+	if (atomic_read(&vt->inflight) == held)
 		vhdx_space_recycle(&vt->img);
 }
 
@@ -158,7 +161,8 @@ static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset)
 	struct vhdx_image *img = &vt->img;
 	int ret;
 
-	vhdx_recycle(vt);
+	/* The bio being allocated for is pinned, and maps nowhere yet. */
+	vhdx_recycle(vt, 1);
 	ret = vhdx_space_alloc(img, length, offset);
 	if (ret == -ENOSPC) {
 		if (!test_and_set_bit(VHDX_NO_SPACE, &vt->flags))
@@ -341,7 +345,7 @@ static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters,
 			bio->bi_status = BLK_STS_IOERR;
 		bio_endio(bio);
 	}
-	vhdx_recycle(vt);
+	vhdx_recycle(vt, 0);
 }
 
 /* Only whole blocks are given back; the rest of a discard is a hint. */
@@ -497,7 +501,7 @@ void vhdx_writer_stop(struct vhdx_target *vt)
 		return;
 	}
 	clear_bit(VHDX_SESSION, &vt->flags);
-	vhdx_recycle(vt);
+	vhdx_recycle(vt, 0);
 }
 
 void vhdx_writer_exit(struct vhdx_target *vt)
