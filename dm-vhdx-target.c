@@ -270,6 +270,57 @@ static int vhdx_register(struct dm_target *ti, struct vhdx_target *vt)
 	return ret;
 }
 
+static bool vhdx_uses_as_parent(const struct vhdx_target *vt,
+				const struct block_device *bdev)
+{
+	unsigned int i;
+
+	for (i = 0; vt->parents && i < vt->nr_parents; i++)
+		if (vt->parents[i].dev && vt->parents[i].dev->bdev == bdev)
+			return true;
+	return false;
+}
+
+/*
+ * The last step of the constructor: no table may write an image that is a
+ * parent in another.  Parents are compared only between published tables,
+ * whose parents stay open until they are unpublished; publishing is
+ * atomic, so of two tables loaded at once the later one sees the other.
+ */
+static int vhdx_publish(struct dm_target *ti, struct vhdx_target *vt)
+{
+	struct vhdx_target *other;
+	int ret = 0;
+
+	mutex_lock(&vhdx_registry_lock);
+	list_for_each_entry(other, &vhdx_registry, node) {
+		if (!other->published)
+			continue;
+		if (!other->read_only && vhdx_uses_as_parent(vt, other->dev->bdev)) {
+			vhdx_set_error(ti, "Parent %s is mapped read-write by %s",
+				       other->dev->name, vhdx_name(other));
+			ret = -EBUSY;
+			break;
+		}
+		if (!vt->read_only && vhdx_uses_as_parent(other, vt->dev->bdev)) {
+			vhdx_set_error(ti, "%s is a parent image in %s: it cannot be written",
+				       vt->dev->name, vhdx_name(other));
+			ret = -EBUSY;
+			break;
+		}
+	}
+	vt->published = !ret;
+	mutex_unlock(&vhdx_registry_lock);
+	return ret;
+}
+
+static void vhdx_unpublish(struct vhdx_target *vt)
+{
+	mutex_lock(&vhdx_registry_lock);
+	vt->published = false;
+	mutex_unlock(&vhdx_registry_lock);
+}
+
 static void vhdx_unregister(struct vhdx_target *vt)
 {
 	mutex_lock(&vhdx_registry_lock);
@@ -352,11 +403,13 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ret = dm_set_target_max_io_len(ti, 1U << vt->block_sector_shift);
 	if (!ret)
 		ret = vhdx_open_parents(ti, vt);
+	if (ret)
+		goto bad_unload;
+	ret = vhdx_publish(ti, vt);
 	if (ret) {
-		if (!vt->read_only)
-			vhdx_writer_exit(vt);
-		vhdx_unload(vt);
-		goto bad_unregister;
+		vhdx_chain_close(ti, vt);
+		kfree(vt->parents);
+		goto bad_unload;
 	}
 	ti->num_flush_bios = 1;
 	ti->per_io_data_size = sizeof(struct vhdx_bio_ctx);
@@ -373,6 +426,10 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	ti->private = vt;
 	return 0;
+bad_unload:
+	if (!vt->read_only)
+		vhdx_writer_exit(vt);
+	vhdx_unload(vt);
 bad_unregister:
 	vhdx_unregister(vt);
 bad:
@@ -384,6 +441,7 @@ static void vhdx_dtr(struct dm_target *ti)
 {
 	struct vhdx_target *vt = ti->private;
 
+	vhdx_unpublish(vt);
 	if (!vt->read_only)
 		vhdx_writer_exit(vt);
 	vhdx_chain_close(ti, vt);

@@ -72,6 +72,7 @@ struct vhdx_target {
 	bool discards;			/* blocks may be given back */
 	bool skip_linkage_check;	/* feature arg no_linkage_check */
 	bool reopen;			/* opened read-only until preresume */
+	bool published;			/* its parents may be looked at */
 	struct list_head node;		/* in the registry of all tables */
 	unsigned int commit_ms;		/* 0: commit on flush only */
 	unsigned long flags;
