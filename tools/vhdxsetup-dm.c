@@ -185,16 +185,33 @@ static struct dm_task *dm_task_new(int type, char *err)
 }
 
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
-		   const char *dev, bool read_only, char *err)
+		   const char *dev, const char *const *parents,
+		   unsigned int nr_parents, bool read_only, char *err)
 {
 	struct dm_task *dmt;
-	char params[PATH_MAX + 8];
+	size_t len = strlen(dev) + 16, used;
+	unsigned int i;
+	char *params;
 	int ok;
 
-	dmt = dm_task_new(DM_DEVICE_CREATE, err);
-	if (!dmt)
+	for (i = 0; i < nr_parents; i++)
+		len += strlen(parents[i]) + 8;
+	params = malloc(len);
+	if (!params) {
+		set_err(err, "out of memory");
 		return -1;
-	snprintf(params, sizeof(params), "%s", dev);
+	}
+	used = snprintf(params, len, "%s", dev);
+	if (nr_parents)
+		used += snprintf(params + used, len - used, " %u", 2 * nr_parents);
+	for (i = 0; i < nr_parents; i++)
+		used += snprintf(params + used, len - used, " parent %s",
+				 parents[i]);
+	dmt = dm_task_new(DM_DEVICE_CREATE, err);
+	if (!dmt) {
+		free(params);
+		return -1;
+	}
 	ok = dm_task_set_name(dmt, name) && dm_task_set_uuid(dmt, uuid) &&
 	     dm_task_add_target(dmt, 0, sectors, "vhdx", params) &&
 	     (!read_only || dm_task_set_ro(dmt));
@@ -203,31 +220,34 @@ int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 	if (!ok)
 		dm_err(err, "creating the device-mapper device");
 	dm_task_destroy(dmt);
+	free(params);
 	return ok ? 0 : -1;
 }
 
-/* The loop behind major:minor @device, if it is one. */
-static void dm_find_loop(struct vhdx_mapping *m)
+void dev_find_loop(const char *device, char *loop, size_t loop_len,
+		   char *backing, size_t backing_len)
 {
 	char path[PATH_MAX], link[PATH_MAX];
 	ssize_t n;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/sys/dev/block/%s", m->device);
+	loop[0] = 0;
+	backing[0] = 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%s", device);
 	n = readlink(path, link, sizeof(link) - 1);
 	if (n <= 0)
 		return;
 	link[n] = 0;
 	if (strncmp(basename(link), "loop", 4))
 		return;
-	snprintf(m->loop, sizeof(m->loop), "/dev/%s", basename(link));
+	snprintf(loop, loop_len, "/dev/%s", basename(link));
 	snprintf(path, sizeof(path), "/sys/dev/block/%s/loop/backing_file",
-		 m->device);
+		 device);
 	f = fopen(path, "r");
 	if (!f)
 		return;
-	if (fgets(m->backing, sizeof(m->backing), f))
-		m->backing[strcspn(m->backing, "\n")] = 0;
+	if (fgets(backing, backing_len, f))
+		backing[strcspn(backing, "\n")] = 0;
 	fclose(f);
 }
 
@@ -290,7 +310,8 @@ int dm_vhdx_query(const char *name, struct vhdx_mapping *m, char *err)
 	if (!ret && !strcmp(m->target, "vhdx") && !m->suspended)
 		ret = dm_query_one(name, DM_DEVICE_STATUS, m, err);
 	if (!ret && m->device[0])
-		dm_find_loop(m);
+		dev_find_loop(m->device, m->loop, sizeof(m->loop), m->backing,
+			      sizeof(m->backing));
 	return ret;
 }
 

@@ -43,14 +43,24 @@ int loop_attach(int fd, const char *path, bool writable, char *dev,
 int loop_wait_detached(const char *dev, int ms);
 
 /*
- * Creates /dev/mapper/@name with one vhdx target of @sectors over @dev.
- * Returns 0, or -1 with @err (the kernel's reason is in its log).
+ * Creates /dev/mapper/@name with one vhdx target of @sectors over @dev,
+ * with the feature args "parent <dev>" for each of the @nr_parents
+ * @parents (nearest first).  Returns 0, or -1 with @err (the kernel's
+ * reason is in its log).
  */
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
-		   const char *dev, bool read_only, char *err);
+		   const char *dev, const char *const *parents,
+		   unsigned int nr_parents, bool read_only, char *err);
 
 /* Fills @m; returns 0, 1 if there is no such device, -1 with @err. */
 int dm_vhdx_query(const char *name, struct vhdx_mapping *m, char *err);
+
+/*
+ * The loop device behind block device @device (major:minor) and its
+ * backing file; both "" when it is not a loop device.
+ */
+void dev_find_loop(const char *device, char *loop, size_t loop_len,
+		   char *backing, size_t backing_len);
 
 /* Removes the device (the table commits and empties the log first). */
 int dm_vhdx_remove(const char *name, char *err);

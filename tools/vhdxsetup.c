@@ -133,40 +133,15 @@ static void image_io_init(struct vhdx_io *io, struct image_file *f,
 }
 
 /*
- * vhdx_open(), which the module runs, refuses a differencing image until
- * the module builds chains.  vhdxsetup reads one with the same steps, but
- * with the metadata parse that accepts HasParent and returns the parent
- * locator.  @loc is empty for an image without a parent; free it with
- * vhdx_locator_free() after vhdx_close().
+ * vhdx_open() as the module runs it, differencing images included: then
+ * img->locator holds the parsed parent locator (empty, count 0, for an
+ * image without a parent) until vhdx_close().  @img must be zeroed.
  */
 static int image_open(struct vhdx_image *img, const struct vhdx_io *io,
-		      u64 size, bool read_only, struct vhdx_locator *loc)
+		      u64 size, bool read_only)
 {
-	int ret;
-
-	memset(loc, 0, sizeof(*loc));
-	ret = vhdx_open(img, io, size, read_only);
-	if (ret != -EOPNOTSUPP)
-		return ret;
-	memset(img, 0, sizeof(*img));
-	img->io = io;
-	img->device_size = size;
-	img->read_only = read_only;
-	ret = vhdx_header_load(img);
-	if (!ret)
-		ret = vhdx_log_replay(img);
-	if (!ret)
-		ret = vhdx_region_table_load(img);
-	if (!ret)
-		ret = vhdx_metadata_load_any(img, loc);
-	if (!ret) {
-		ret = vhdx_bat_load(img);
-		if (ret)
-			vhdx_locator_free(loc);
-	}
-	if (ret)
-		vhdx_close(img);
-	return ret;
+	img->accept_parent = true;
+	return vhdx_open(img, io, size, read_only);
 }
 
 /* The image is damaged, or the device failed us: tell which. */
@@ -426,7 +401,6 @@ static int create_from_parent(const char *parent, const char *child,
 {
 	char parent_abs[PATH_MAX], child_dir[PATH_MAX], tmp[PATH_MAX];
 	struct vhdx_image img = { 0 };
-	struct vhdx_locator loc;
 	struct image_file f;
 	struct vhdx_io io;
 	int ret;
@@ -434,7 +408,7 @@ static int create_from_parent(const char *parent, const char *child,
 	if (image_file_open(&f, parent, O_RDONLY))
 		return EXIT_TROUBLE;
 	image_io_init(&io, &f, false);
-	ret = image_open(&img, &io, f.size, true, &loc);
+	ret = image_open(&img, &io, f.size, true);
 	if (ret) {
 		fprintf(stderr, "%s: %s: cannot be a parent: %s\n", progname,
 			parent, img.error);
@@ -501,7 +475,6 @@ static int create_from_parent(const char *parent, const char *child,
 	ret = EXIT_OK;
 out:
 	vhdx_close(&img);
-	vhdx_locator_free(&loc);
 	close(f.fd);
 	return ret;
 }
@@ -514,26 +487,25 @@ static int create_verify(struct image_file *f,
 			 const struct vhdx_create_params *p)
 {
 	struct vhdx_image img = { 0 };
-	struct vhdx_locator loc;
 	struct vhdx_io io;
 	int ret;
 
 	image_io_init(&io, f, false);
-	ret = image_open(&img, &io, f->size, true, &loc);
+	ret = image_open(&img, &io, f->size, true);
 	if (ret) {
 		fprintf(stderr, "%s: %s: the new image does not open: %s\n",
 			progname, f->path, img.error);
 		return EXIT_TROUBLE;
 	}
 	if (p->parent &&
-	    (!guid_equal(&loc.parent_linkage, &p->parent->data_write_guid) ||
-	     !img.geo.has_parent)) {
+	    (!img.geo.has_parent ||
+	     !guid_equal(&img.locator->parent_linkage,
+			 &p->parent->data_write_guid))) {
 		fprintf(stderr, "%s: %s: the new image has the wrong parent linkage\n",
 			progname, f->path);
 		ret = EXIT_TROUBLE;
 	}
 	vhdx_close(&img);
-	vhdx_locator_free(&loc);
 	return ret ? EXIT_TROUBLE : EXIT_OK;
 }
 
@@ -736,7 +708,6 @@ static int cmd_info(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhdx_image img = { 0 };
-	struct vhdx_locator loc;
 	struct image_file f;
 	struct vhdx_io io;
 	bool json = false;
@@ -758,15 +729,14 @@ static int cmd_info(int argc, char **argv)
 	if (image_file_open(&f, argv[optind], O_RDONLY))
 		return EXIT_TROUBLE;
 	image_io_init(&io, &f, false);
-	ret = image_open(&img, &io, f.size, true, &loc);
+	ret = image_open(&img, &io, f.size, true);
 	if (ret) {
 		fprintf(stderr, "%s: %s: %s\n", progname, f.path, img.error);
 		close(f.fd);
 		return open_error_status(ret);
 	}
-	info_show(&f, &img, &loc, json);
+	info_show(&f, &img, img.locator, json);
 	vhdx_close(&img);
-	vhdx_locator_free(&loc);
 	close(f.fd);
 	return EXIT_OK;
 }
@@ -870,7 +840,6 @@ static int check_image(struct image_file *f, bool repair)
 {
 	unsigned int problems = 0;
 	struct vhdx_image img = { 0 };
-	struct vhdx_locator loc;
 	char guid[VHDX_GUID_STRING_SIZE];
 	char msg[VHDX_ERROR_MAX + 64];
 	struct vhdx_io io;
@@ -878,7 +847,7 @@ static int check_image(struct image_file *f, bool repair)
 	int ret;
 
 	image_io_init(&io, f, repair);
-	ret = image_open(&img, &io, f->size, !repair, &loc);
+	ret = image_open(&img, &io, f->size, !repair);
 	if (ret) {
 		if (open_error_status(ret) == EXIT_TROUBLE) {
 			fprintf(stderr, "%s: %s: %s\n", progname, f->path,
@@ -906,7 +875,6 @@ static int check_image(struct image_file *f, bool repair)
 			problems--;
 	}
 	vhdx_close(&img);
-	vhdx_locator_free(&loc);
 	if (ret) {
 		fprintf(stderr, "%s: %s: read error: %s\n", progname, f->path,
 			strerror(-ret));
@@ -987,7 +955,10 @@ static int parse_flags(const char *cmd, int argc, char **argv,
 /*
  * A writable mapping allocates blocks past the last object, on a loop
  * device that cannot grow: make room for every payload block that is not
- * allocated yet.  The file stays sparse, so this costs no space.
+ * allocated yet and, for a differencing image, for every sector bitmap
+ * block not present yet (one per chunk, written before its chunk's first
+ * partially present block).  The file stays sparse, so this costs no
+ * space.
  */
 static int open_extend(struct image_file *f, const struct vhdx_image *img,
 		       u64 *old_size)
@@ -995,7 +966,12 @@ static int open_extend(struct image_file *f, const struct vhdx_image *img,
 	u64 need = img->data_end +
 		   ((img->geo.payload_blocks - img->allocated_blocks) <<
 		    img->geo.block_shift);
+	u64 chunk;
 
+	if (img->geo.has_parent && img->bitmaps)
+		for (chunk = 0; chunk < img->geo.bitmap_blocks; chunk++)
+			if (!img->bitmaps[chunk])
+				need += VHDX_BITMAP_BLOCK_SIZE;
 	*old_size = f->size;
 	if (need <= f->size)
 		return 0;
@@ -1009,29 +985,281 @@ static int open_extend(struct image_file *f, const struct vhdx_image *img,
 	return 0;
 }
 
-/* Reads what open needs: the geometry; refuses what the module cannot map. */
-static int open_inspect(struct image_file *f, struct vhdx_image *img,
-			char *disk_id)
-{
-	struct vhdx_locator loc;
+/* The module's limit (VHDX_MAX_PARENTS in dm-vhdx.h). */
+#define OPEN_MAX_PARENTS	32
+
+/* One image of a chain: the child (link 0), then its parents. */
+struct chain_link {
+	char path[PATH_MAX];		/* as given; a parent's as resolved */
+	struct image_file f;
 	struct vhdx_io io;
+	struct vhdx_image img;
+	dev_t st_dev;
+	ino_t st_ino;
+	bool regular;
+	bool opened;			/* img is open */
+	int lfd;			/* the loop device, or -1 */
+	char dev[PATH_MAX];		/* what the table names */
+};
+
+struct chain {
+	unsigned int count;		/* links with an open file */
+	struct chain_link link[1 + OPEN_MAX_PARENTS];
+};
+
+/* Opens link @l's file (already in l->path) and its image, read-only. */
+static int link_open(struct chain_link *l, int flags)
+{
+	struct stat st;
 	int ret;
 
-	image_io_init(&io, f, false);
+	l->lfd = -1;
+	if (image_file_open(&l->f, l->path, flags))
+		return EXIT_TROUBLE;
+	if (fstat(l->f.fd, &st)) {
+		fprintf(stderr, "%s: %s: %s\n", progname, l->path,
+			strerror(errno));
+		return EXIT_TROUBLE;
+	}
+	l->st_dev = st.st_dev;
+	l->st_ino = st.st_ino;
+	l->regular = S_ISREG(st.st_mode);
+	image_io_init(&l->io, &l->f, false);
 	/* Read-only: a dirty log is replayed in memory, the module replays it. */
-	ret = image_open(img, &io, f->size, true, &loc);
+	ret = image_open(&l->img, &l->io, l->f.size, true);
 	if (ret) {
-		fprintf(stderr, "%s: %s: %s\n", progname, f->path, img->error);
+		fprintf(stderr, "%s: %s: %s\n", progname, l->path,
+			l->img.error);
 		return open_error_status(ret);
 	}
-	vhdx_guid_to_string(&img->virtual_disk_id, disk_id);
-	vhdx_locator_free(&loc);
-	if (img->geo.has_parent) {
+	l->opened = true;
+	return EXIT_OK;
+}
+
+static void chain_free(struct chain *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->count; i++) {
+		struct chain_link *l = &c->link[i];
+
+		/* The table holds the loops now; or autoclear detaches them. */
+		if (l->lfd >= 0)
+			close(l->lfd);
+		if (l->opened)
+			vhdx_close(&l->img);
+		if (l->f.fd >= 0)
+			close(l->f.fd);
+	}
+	free(c);
+}
+
+static bool linked(const struct vhdx_locator *loc, const struct vhdx_image *p)
+{
+	const guid_t *dwg = &p->header.data_write_guid;
+
+	return guid_equal(&loc->parent_linkage, dwg) ||
+	       (loc->has_parent_linkage2 &&
+		guid_equal(&loc->parent_linkage2, dwg));
+}
+
+/* Windows separators to Linux ones, in place. */
+static void path_unwin(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\\')
+			*s = '/';
+}
+
+/*
+ * Where the locator of @child says its parent is, in the order tried:
+ * relative_path from the child's directory, then absolute_win32_path with
+ * \\?\Z:\ (the root, as create writes it) back to /.  A path that cannot
+ * be resolved on Linux is explained in @why.  Returns the count.
+ */
+static int parent_candidates(const struct chain_link *child,
+			     char cand[2][PATH_MAX], char *why, size_t why_len)
+{
+	const struct vhdx_locator *loc = child->img.locator;
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	const char *a;
+	int n = 0;
+
+	why[0] = 0;
+	if (loc->relative_path) {
+		snprintf(tmp, sizeof(tmp), "%s", child->path);
+		if (!realpath(dirname(tmp), dir)) {
+			snprintf(tmp, sizeof(tmp), "%s", child->path);
+			snprintf(dir, sizeof(dir), "%s", dirname(tmp));
+		}
+		if (loc->relative_path[0] == '\\' || loc->relative_path[0] == '/')
+			snprintf(cand[n], PATH_MAX, "%s", loc->relative_path);
+		else if (snprintf(cand[n], PATH_MAX, "%s/%s",
+				  strcmp(dir, "/") ? dir : "",
+				  loc->relative_path) >= PATH_MAX)
+			cand[n][0] = 0;
+		path_unwin(cand[n]);
+		if (cand[n][0])
+			n++;
+	}
+	a = loc->absolute_win32_path;
+	if (a) {
+		if (!strncmp(a, "\\\\?\\", 4))
+			a += 4;
+		if ((a[0] == 'Z' || a[0] == 'z') && a[1] == ':' &&
+		    (a[2] == '\\' || a[2] == '/')) {
+			snprintf(cand[n], PATH_MAX, "%s", a + 2);
+			path_unwin(cand[n++]);
+		} else {
+			snprintf(why, why_len,
+				 "; absolute_win32_path %s is not on Z: (the root directory), so not looked for",
+				 loc->absolute_win32_path);
+		}
+	}
+	return n;
+}
+
+/*
+ * Finds, opens and checks the parent of c->link[c->count - 1] as the next
+ * link: the first candidate path that is a VHDX image whose DataWriteGuid
+ * the child's parent_linkage names.
+ */
+static int chain_add_parent(struct chain *c)
+{
+	struct chain_link *child = &c->link[c->count - 1];
+	struct chain_link *l = &c->link[c->count];
+	char cand[2][PATH_MAX], why[PATH_MAX + 96], looked[3 * PATH_MAX + 64];
+	char want[VHDX_GUID_STRING_SIZE], have[VHDX_GUID_STRING_SIZE];
+	char stale[PATH_MAX] = "";
+	struct stat st;
+	unsigned int i;
+	int n, k, ret;
+
+	n = parent_candidates(child, cand, why, sizeof(why));
+	looked[0] = 0;
+	for (k = 0; k < n; k++) {
+		if (k && !strcmp(cand[k], cand[0]))
+			continue;
+		if (stat(cand[k], &st)) {
+			snprintf(looked + strlen(looked),
+				 sizeof(looked) - strlen(looked), "%s%s (%s)",
+				 looked[0] ? ", " : "", cand[k], strerror(errno));
+			continue;
+		}
+		for (i = 0; i < c->count; i++)
+			if (c->link[i].st_dev == st.st_dev &&
+			    c->link[i].st_ino == st.st_ino) {
+				fprintf(stderr,
+					"%s: %s: its parent %s is already in the chain (a loop)\n",
+					progname, child->path, cand[k]);
+				return EXIT_PROBLEMS;
+			}
+		if (!realpath(cand[k], l->path))
+			snprintf(l->path, sizeof(l->path), "%s", cand[k]);
+		c->count++;
+		ret = link_open(l, O_RDONLY);
+		if (ret) {
+			fprintf(stderr, "%s: %s: its parent %s cannot be used\n",
+				progname, child->path, l->path);
+			return ret;
+		}
+		if (linked(child->img.locator, &l->img))
+			break;
+		/* A stale parent here: another candidate may be the right one. */
+		vhdx_guid_to_string(&child->img.locator->parent_linkage, want);
+		vhdx_guid_to_string(&l->img.header.data_write_guid, have);
+		snprintf(stale, sizeof(stale), "%s", l->path);
+		vhdx_close(&l->img);
+		l->opened = false;
+		close(l->f.fd);
+		l->f.fd = -1;
+		c->count--;
+	}
+	if (k == n && stale[0]) {
 		fprintf(stderr,
-			"%s: %s: a differencing image: dm-vhdx cannot map a parent chain yet\n",
-			progname, f->path);
-		vhdx_close(img);
+			"%s: %s: parent_linkage %s does not match DataWriteGuid %s of its parent %s: the parent was written after %s was made; the chain is broken\n",
+			progname, child->path, want, have, stale,
+			child->path);
+		return EXIT_PROBLEMS;
+	}
+	if (k == n) {
+		fprintf(stderr, "%s: %s: parent not found: looked for %s%s\n",
+			progname, child->path,
+			looked[0] ? looked : "nothing (no usable path in the parent locator)",
+			why);
 		return EXIT_TROUBLE;
+	}
+	if (l->img.geo.virtual_size != child->img.geo.virtual_size ||
+	    l->img.geo.logical_sector_size !=
+	    child->img.geo.logical_sector_size) {
+		fprintf(stderr,
+			"%s: %s: its parent %s has %llu bytes of %u-byte sectors, not %llu bytes of %u-byte sectors\n",
+			progname, child->path, l->path,
+			(unsigned long long)l->img.geo.virtual_size,
+			l->img.geo.logical_sector_size,
+			(unsigned long long)child->img.geo.virtual_size,
+			child->img.geo.logical_sector_size);
+		return EXIT_PROBLEMS;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * Opens @path and, for a differencing image, its parents up the chain
+ * from the parent locators, checking each link as the module does.
+ */
+static int chain_open(struct chain **out, const char *path, bool read_only)
+{
+	struct chain *c = calloc(1, sizeof(*c));
+	unsigned int i;
+	int ret;
+
+	*out = c;
+	if (!c) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_TROUBLE;
+	}
+	for (i = 0; i < ARRAY_SIZE(c->link); i++) {
+		c->link[i].f.fd = -1;
+		c->link[i].lfd = -1;
+	}
+	snprintf(c->link[0].path, sizeof(c->link[0].path), "%s", path);
+	c->count = 1;
+	ret = link_open(&c->link[0], read_only ? O_RDONLY : O_RDWR);
+	while (!ret && c->link[c->count - 1].img.geo.has_parent) {
+		if (c->count == ARRAY_SIZE(c->link)) {
+			fprintf(stderr,
+				"%s: %s: a chain of more than %u parents (dm-vhdx maps at most %u)\n",
+				progname, path, OPEN_MAX_PARENTS,
+				OPEN_MAX_PARENTS);
+			return EXIT_TROUBLE;
+		}
+		ret = chain_add_parent(c);
+	}
+	return ret;
+}
+
+/* Attaches every regular file of the chain to a loop device. */
+static int chain_attach(struct chain *c, bool read_only)
+{
+	char abs[PATH_MAX], err[VHDXSETUP_ERR_MAX];
+	unsigned int i;
+
+	for (i = 0; i < c->count; i++) {
+		struct chain_link *l = &c->link[i];
+
+		memcpy(l->dev, l->path, sizeof(l->dev));
+		if (!l->regular)
+			continue;
+		if (!realpath(l->path, abs))
+			snprintf(abs, sizeof(abs), "%s", l->path);
+		/* Parents are never written: their loop devices are read-only. */
+		l->lfd = loop_attach(l->f.fd, abs, !i && !read_only, l->dev,
+				     sizeof(l->dev), err);
+		if (l->lfd < 0) {
+			fprintf(stderr, "%s: %s: %s\n", progname, l->path, err);
+			return EXIT_TROUBLE;
+		}
 	}
 	return EXIT_OK;
 }
@@ -1043,15 +1271,15 @@ static int cmd_open(int argc, char **argv)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	char disk_id[VHDX_GUID_STRING_SIZE], loop[64], abs[PATH_MAX];
-	char uuid[129], err[VHDXSETUP_ERR_MAX];
-	const char *name, *dev;
-	struct vhdx_image img = { 0 };
-	bool read_only = false, regular;
-	struct image_file f;
+	char disk_id[VHDX_GUID_STRING_SIZE], uuid[129], err[VHDXSETUP_ERR_MAX];
+	const char *parents[OPEN_MAX_PARENTS];
+	struct chain_link *child;
+	bool read_only = false;
+	struct chain *c;
 	u64 old_size = 0;
-	int ret, lfd = -1;
-	struct stat st;
+	const char *name;
+	unsigned int i;
+	int ret;
 
 	ret = parse_flags("open", argc, argv, opts, &read_only, 2,
 			  "IMAGE and NAME");
@@ -1060,51 +1288,38 @@ static int cmd_open(int argc, char **argv)
 	if (ret)
 		return ret;
 	name = argv[optind + 1];
-	if (image_file_open(&f, argv[optind], read_only ? O_RDONLY : O_RDWR))
-		return EXIT_TROUBLE;
-	ret = open_inspect(&f, &img, disk_id);
-	if (ret) {
-		close(f.fd);
-		return ret;
-	}
-	fstat(f.fd, &st);
-	regular = S_ISREG(st.st_mode);
-	ret = EXIT_TROUBLE;
-	if (!read_only && regular && open_extend(&f, &img, &old_size))
+	ret = chain_open(&c, argv[optind], read_only);
+	if (ret)
 		goto out;
-	dev = f.path;
-	if (regular) {
-		if (!realpath(f.path, abs))
-			snprintf(abs, sizeof(abs), "%s", f.path);
-		lfd = loop_attach(f.fd, abs, !read_only, loop, sizeof(loop),
-				  err);
-		if (lfd < 0) {
-			fprintf(stderr, "%s: %s: %s\n", progname, f.path, err);
-			goto out;
-		}
-		dev = loop;
-	}
+	child = &c->link[0];
+	ret = EXIT_TROUBLE;
+	if (!read_only && child->regular &&
+	    open_extend(&child->f, &child->img, &old_size))
+		goto out;
+	if (chain_attach(c, read_only))
+		goto out;
+	for (i = 1; i < c->count; i++)
+		parents[i - 1] = c->link[i].dev;
+	vhdx_guid_to_string(&child->img.virtual_disk_id, disk_id);
 	snprintf(uuid, sizeof(uuid), "%s%s-%s", VHDXSETUP_UUID_PREFIX,
 		 disk_id, name);
-	if (dm_vhdx_create(name, uuid, img.geo.virtual_size >> 9, dev,
-			   read_only, err)) {
-		fprintf(stderr, "%s: %s: %s: %s%s\n", progname, name, f.path,
-			err, strstr(err, "ioctl") ?
+	if (dm_vhdx_create(name, uuid, child->img.geo.virtual_size >> 9,
+			   child->dev, parents, c->count - 1, read_only, err)) {
+		fprintf(stderr, "%s: %s: %s: %s%s\n", progname, name,
+			child->path, err, strstr(err, "ioctl") ?
 			" (the kernel log says why)" : "");
 		goto out;
 	}
 	printf("/dev/mapper/%s\n", name);
 	ret = EXIT_OK;
 out:
-	/* The table holds the loop now; on failure autoclear detaches it. */
-	if (lfd >= 0)
-		close(lfd);
-	if (ret && old_size && old_size < f.size && ftruncate(f.fd, old_size))
+	if (c && ret && old_size && old_size < c->link[0].f.size &&
+	    ftruncate(c->link[0].f.fd, old_size))
 		fprintf(stderr, "%s: %s: cannot trim back to %llu bytes: %s\n",
-			progname, f.path, (unsigned long long)old_size,
-			strerror(errno));
-	vhdx_close(&img);
-	close(f.fd);
+			progname, c->link[0].path,
+			(unsigned long long)old_size, strerror(errno));
+	if (c)
+		chain_free(c);
 	return ret;
 }
 
@@ -1145,7 +1360,6 @@ static int find_mapping(const char *name, struct vhdx_mapping *m,
 static void close_trim(const char *path)
 {
 	struct vhdx_image img = { 0 };
-	struct vhdx_locator loc;
 	struct image_file f;
 	struct vhdx_io io;
 	struct stat st;
@@ -1155,7 +1369,7 @@ static void close_trim(const char *path)
 	if (fstat(f.fd, &st) || !S_ISREG(st.st_mode))
 		goto out;
 	image_io_init(&io, &f, false);
-	if (image_open(&img, &io, f.size, true, &loc)) {
+	if (image_open(&img, &io, f.size, true)) {
 		fprintf(stderr, "%s: %s: not trimmed: %s\n", progname, path,
 			img.error);
 		goto out;
@@ -1169,9 +1383,41 @@ static void close_trim(const char *path)
 			progname, path, (unsigned long long)img.data_end,
 			strerror(errno));
 	vhdx_close(&img);
-	vhdx_locator_free(&loc);
 out:
 	close(f.fd);
+}
+
+/* The loop devices and files of a mapping's parents, nearest first. */
+struct mapping_parents {
+	unsigned int count;
+	char device[OPEN_MAX_PARENTS][32];	/* major:minor */
+	char loop[OPEN_MAX_PARENTS][64];
+	char backing[OPEN_MAX_PARENTS][PATH_MAX];
+};
+
+/* From the table: <device> <#feature args> parent <device>... */
+static void mapping_parents(const struct vhdx_mapping *m,
+			    struct mapping_parents *mp)
+{
+	char params[sizeof(m->params)], *save, *t;
+	unsigned int i;
+
+	mp->count = 0;
+	snprintf(params, sizeof(params), "%s", m->params);
+	t = strtok_r(params, " ", &save);	/* the image's device */
+	t = t ? strtok_r(NULL, " ", &save) : NULL;	/* the count */
+	while (t && (t = strtok_r(NULL, " ", &save))) {
+		if (strcmp(t, "parent"))
+			continue;
+		t = strtok_r(NULL, " ", &save);
+		if (!t || mp->count == OPEN_MAX_PARENTS)
+			break;
+		snprintf(mp->device[mp->count], sizeof(mp->device[0]), "%s", t);
+		mp->count++;
+	}
+	for (i = 0; i < mp->count; i++)
+		dev_find_loop(mp->device[i], mp->loop[i], sizeof(mp->loop[0]),
+			      mp->backing[i], sizeof(mp->backing[0]));
 }
 
 static int cmd_close(int argc, char **argv)
@@ -1181,8 +1427,10 @@ static int cmd_close(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[VHDXSETUP_ERR_MAX];
+	struct mapping_parents *mp;
 	struct vhdx_mapping m;
 	const char *name;
+	unsigned int i;
 	int ret;
 
 	ret = parse_flags("close", argc, argv, opts, NULL, 1, "NAME");
@@ -1194,12 +1442,26 @@ static int cmd_close(int argc, char **argv)
 	ret = find_mapping(name, &m, false);
 	if (ret)
 		return ret;
+	mp = calloc(1, sizeof(*mp));
+	if (!mp) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_TROUBLE;
+	}
+	mapping_parents(&m, mp);
 	/* Suspend and removal commit the BAT and empty the log. */
 	if (dm_vhdx_remove(name, err)) {
 		fprintf(stderr, "%s: %s: %s%s\n", progname, name, err,
 			m.open_count ? " (is it mounted or open?)" : "");
+		free(mp);
 		return EXIT_TROUBLE;
 	}
+	/* The parents' loop devices go with the table too (autoclear). */
+	for (i = 0; i < mp->count; i++)
+		if (mp->loop[i][0] && loop_wait_detached(mp->loop[i], 5000))
+			fprintf(stderr,
+				"%s: %s: removed, but %s still holds the parent %s (open elsewhere?)\n",
+				progname, name, mp->loop[i], mp->backing[i]);
+	free(mp);
 	if (!m.loop[0])
 		return EXIT_OK;
 	if (loop_wait_detached(m.loop, 5000)) {
@@ -1241,6 +1503,30 @@ static void status_words(const struct vhdx_mapping *m)
 	       "failed: a metadata write failed, writes are refused" : health);
 }
 
+/* A differencing image's chain: its parents, nearest first. */
+static void status_parents(const struct vhdx_mapping *m)
+{
+	struct mapping_parents *mp = calloc(1, sizeof(*mp));
+	char what[32];
+	unsigned int i;
+
+	if (!mp)
+		return;
+	mapping_parents(m, mp);
+	if (mp->count)
+		printf("%-20s %u\n", "parents", mp->count);
+	for (i = 0; i < mp->count; i++) {
+		snprintf(what, sizeof(what), "parent %u", i + 1);
+		if (mp->loop[i][0])
+			printf("%-20s %s (%s, read-only)\n", what,
+			       mp->backing[i][0] ? mp->backing[i] : "?",
+			       mp->loop[i]);
+		else
+			printf("%-20s device %s\n", what, mp->device[i]);
+	}
+	free(mp);
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1269,6 +1555,7 @@ static int cmd_status(int argc, char **argv)
 	printf("%-20s %llu bytes\n", "size",
 	       (unsigned long long)m.sectors << 9);
 	printf("%-20s %d\n", "open count", m.open_count);
+	status_parents(&m);
 	if (m.suspended)
 		printf("%-20s %s\n", "status", "not available while suspended");
 	else
@@ -1287,11 +1574,11 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "[--repair] IMAGE",
 	  "validate every structure; --repair replays a dirty log" },
 	{ "open", cmd_open, "[--read-only] IMAGE NAME",
-	  "map IMAGE as /dev/mapper/NAME through dm-vhdx (a loop device for a file)" },
+	  "map IMAGE as /dev/mapper/NAME through dm-vhdx (a loop device for a file); a differencing IMAGE with its parent chain, found through its parent locators (parents read-only)" },
 	{ "close", cmd_close, "NAME",
-	  "remove /dev/mapper/NAME and its loop device; trim the file back" },
+	  "remove /dev/mapper/NAME and its loop devices; trim the file back" },
 	{ "status", cmd_status, "NAME",
-	  "show the image, mode and state of /dev/mapper/NAME" },
+	  "show the image, parents, mode and state of /dev/mapper/NAME" },
 };
 
 static const struct command *find_command(const char *name)
@@ -1313,8 +1600,9 @@ static void print_help(FILE *out)
 		fprintf(out, "  %s %s\n      %s\n", commands[i].name,
 			commands[i].usage, commands[i].summary);
 	fprintf(out,
-		"\nexit status: 0 success (check: no problems), 1 problems found or not a valid VHDX image,\n"
-		"2 bad arguments, or the file cannot be read or written\n");
+		"\nexit status: 0 success (check: no problems), 1 problems found or not a valid VHDX image\n"
+		"(open: or a broken parent chain), 2 bad arguments, or a file (open: a parent) cannot be\n"
+		"found, read or written\n");
 }
 
 int main(int argc, char **argv)

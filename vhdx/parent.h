@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Differencing images: the parent locator (MS-VHDX 2.6.2.6) and the
- * metadata load that accepts HasParent.  vhdx_open() and the module still
- * refuse differencing images; userspace (vhdxsetup) uses these to show and
- * create them until the differencing issue builds chains.
+ * metadata load that accepts HasParent, which vhdx_open() uses when its
+ * caller sets accept_parent (the module and vhdxsetup, to build chains).
  */
 #ifndef VHDX_PARENT_H
 #define VHDX_PARENT_H

@@ -92,7 +92,9 @@ exec 3<&-
 expect_rc close-after-busy 0 "$S" close vb
 expect_rc open-missing 2 "$S" open /files/none.vhdx vx
 grep -q none.vhdx /tmp/out && ok open-missing-names-file || no open-missing-names-file "$(cat /tmp/out)"
-expect_rc open-differencing 2 "$S" open child.vhdx vx
+expect_rc open-differencing-ro 0 "$S" open --read-only child.vhdx vd1
+value diff-ro-md5 "$(dd if=/dev/mapper/vd1 bs=1048576 2>/dev/null | md5sum | cut -d' ' -f1)"
+expect_rc close-differencing-ro 0 "$S" close vd1
 expect_rc open-not-vhdx 1 "$S" open pattern.bin vx
 expect_rc close-unknown 2 "$S" close nosuch
 expect_rc status-unknown 2 "$S" status nosuch
@@ -102,6 +104,64 @@ dmsetup remove plain >/dev/null 2>&1
 [ "$(loops)" = 0 ] && ok no-loop-left || no no-loop-left "$(loops) loop devices still attached"
 ls /dev/mapper | grep -qv control && no no-mapping-left "$(ls /dev/mapper)" || ok no-mapping-left
 
-tar -cf /dev/vda dyn.vhdx k4.vhdx ro.vhdx qfix.vhdx && ok pack || no pack "tar failed"
+# --- a chain of two parents: top.vhdx -> sub/mid.vhdx -> base.vhdx
+ro_loops() {	# the loop devices of FILE...: how many are read-only
+	n=0
+	for f in /sys/block/loop*/loop/backing_file; do
+		b=$(cat "$f" 2>/dev/null) || continue
+		for want in "$@"; do
+			[ "$b" = "$want" ] && [ "$(cat "${f%/loop/backing_file}/ro")" = 1 ] && n=$((n + 1))
+		done
+	done
+	echo $n
+}
+value top-size-before "$(stat -c %s top.vhdx)"
+expect_rc chain-open 0 "$S" open top.vhdx vc
+value top-size-open "$(stat -c %s top.vhdx)"
+[ "$(loops)" = 3 ] && ok chain-three-loops || no chain-three-loops "$(loops) loop devices attached"
+[ "$(ro_loops /files/base.vhdx /files/sub/mid.vhdx)" = 2 ] && ok chain-parent-loops-ro ||
+	no chain-parent-loops-ro "the parents' loop devices are not both read-only"
+[ "$(ro_loops /files/top.vhdx)" = 0 ] && ok chain-child-loop-rw || no chain-child-loop-rw "the child's loop device is read-only"
+"$S" status vc >/tmp/status 2>&1
+if grep -q '^parents *2$' /tmp/status && grep -q '^parent 1 */files/sub/mid.vhdx (/dev/loop' /tmp/status &&
+   grep -q '^parent 2 */files/base.vhdx (/dev/loop' /tmp/status; then
+	ok chain-status
+else
+	no chain-status "$(tr '\n' ' ' </tmp/status)"
+fi
+value chain-md5 "$(dd if=/dev/mapper/vc bs=1048576 2>/dev/null | md5sum | cut -d' ' -f1)"
+dd if=pattern.bin of=/dev/mapper/vc bs=4096 seek=$((WRITE_AT / 4096)) conv=fsync 2>/dev/null &&
+	dd if=pattern.bin of=/dev/mapper/vc bs=4096 count=1 seek=$(((1048576 + 8192) / 4096)) conv=fsync 2>/dev/null &&
+	ok chain-write || no chain-write "dd failed"
+expect_rc chain-close 0 "$S" close vc
+[ "$(loops)" = 0 ] && ok chain-close-loops-gone || no chain-close-loops-gone "$(loops) loop devices still attached"
+value top-size-after "$(stat -c %s top.vhdx)"
+expect_rc chain-open-ro 0 "$S" open --read-only top.vhdx vc
+value chain-ro-md5 "$(dd if=/dev/mapper/vc bs=1048576 2>/dev/null | md5sum | cut -d' ' -f1)"
+expect_rc chain-close-ro 0 "$S" close vc
+# Moved away from its parents: the locator's absolute_win32_path, the
+# host's path of /files, finds them.
+if mkdir -p moved "$(dirname "$HOSTDIR")" && ln -s /files "$HOSTDIR" && cp top.vhdx moved/; then
+	expect_rc chain-open-absolute 0 "$S" open --read-only moved/top.vhdx vc
+else
+	no chain-open-absolute "cannot link $HOSTDIR to /files"
+fi
+"$S" status vc >/tmp/status 2>&1
+grep -q '^parent 1 */files/sub/mid.vhdx (' /tmp/status && grep -q '^parent 2 */files/base.vhdx (' /tmp/status &&
+	ok chain-absolute-parents || no chain-absolute-parents "$(tr '\n' ' ' </tmp/status)"
+expect_rc chain-close-absolute 0 "$S" close vc
+rm -rf moved
+# A parent written after the child was made; a parent that is gone.
+expect_rc chain-stale-refused 1 "$S" open stale-child.vhdx vx
+grep -q 'stale-child.vhdx: parent_linkage .* does not match DataWriteGuid .* of its parent /files/stale-base.vhdx' /tmp/out &&
+	ok chain-stale-message || no chain-stale-message "$(cat /tmp/out)"
+expect_rc chain-missing-refused 2 "$S" open --read-only lost-child.vhdx vx
+grep -q 'lost-child.vhdx: parent not found: looked for /files/lost-base.vhdx' /tmp/out &&
+	ok chain-missing-message || no chain-missing-message "$(cat /tmp/out)"
+[ "$(loops)" = 0 ] && ok chain-no-loop-left || no chain-no-loop-left "$(loops) loop devices still attached"
+ls /dev/mapper | grep -qv control && no chain-no-mapping-left "$(ls /dev/mapper)" || ok chain-no-mapping-left
+
+tar -cf /dev/vda dyn.vhdx k4.vhdx ro.vhdx qfix.vhdx base.vhdx sub/mid.vhdx top.vhdx stale-child.vhdx &&
+	ok pack || no pack "tar failed"
 sync
 exit 0

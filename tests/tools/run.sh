@@ -632,7 +632,38 @@ guest_tests() {
 	qemu-img create -q -f vhdx -o subformat=fixed,block_size=1M "$g/files/qfix.vhdx" 8M
 	cp "$g/files/qfix.vhdx" "$g/qfix.orig"
 	head -c $((384 * 4096)) /dev/urandom >"$g/files/pattern.bin"
-	printf 'S=%s\nVS=%s\nWRITE_AT=%s\n' "$setup" "$vs" "$write_at" >"$g/files/env"
+	# A chain of two parents for guest-open.sh: top.vhdx -> sub/mid.vhdx
+	# (relative_path sub\mid.vhdx) -> base.vhdx (..\base.vhdx).  QEMU
+	# writes the base; block 3 of the middle image is put in place by
+	# hand, a new block at the end of the file and its BAT entry (no
+	# header change: the top's linkage holds).  chain.raw is the model.
+	local mid=$g/files/sub/mid.vhdx mid_off
+	mkdir -p "$g/files/sub"
+	"$setup" create --block-size 1M "$g/files/base.vhdx" 64M
+	qemu-io -f vhdx -c "write -P 0x61 1M 1M" -c "write -P 0x62 5M 64k" \
+		-c "write -P 0x63 $((vs - 4096)) 4k" "$g/files/base.vhdx" >/dev/null
+	"$setup" create --parent "$g/files/base.vhdx" "$mid"
+	mid_off=$(( ($(stat -c %s "$mid") + 1048575) / 1048576 * 1048576 ))
+	head -c 1M /dev/zero | tr '\0' 'm' |
+		dd of="$mid" bs=1M seek=$((mid_off >> 20)) conv=notrunc status=none
+	$mangle bat-set --payload "$mid" 3 $((mid_off | 6))
+	"$setup" create --parent "$mid" "$g/files/top.vhdx"
+	qemu-img convert -O raw "$g/files/base.vhdx" "$g/chain.raw"
+	head -c 1M /dev/zero | tr '\0' 'm' |
+		dd of="$g/chain.raw" bs=1M seek=3 conv=notrunc status=none
+	# A parent written after its child was made; a parent that is gone.
+	"$setup" create --block-size 1M "$g/files/stale-base.vhdx" 8M
+	"$setup" create --parent "$g/files/stale-base.vhdx" "$g/files/stale-child.vhdx"
+	qemu-io -f vhdx -c "write -P 0x44 0 4k" "$g/files/stale-base.vhdx" >/dev/null
+	"$setup" create --block-size 1M "$g/files/lost-base.vhdx" 8M
+	"$setup" create --parent "$g/files/lost-base.vhdx" "$g/files/lost-child.vhdx"
+	rm "$g/files/lost-base.vhdx"
+	mkdir -p "$g/orig/sub"
+	for f in base.vhdx sub/mid.vhdx top.vhdx stale-child.vhdx; do
+		cp "$g/files/$f" "$g/orig/$f"
+	done
+	printf 'S=%s\nVS=%s\nWRITE_AT=%s\nHOSTDIR=%s\n' "$setup" "$vs" "$write_at" \
+		"$g/files" >"$g/files/env"
 	cp "$g/files/dyn.vhdx" "$g/dyn.orig"
 	cp "$g/files/ro.vhdx" "$g/ro.orig"
 	truncate -s 512M "$g/out.raw"
@@ -706,6 +737,8 @@ guest_tests() {
 		pass guest-ro-content || fail guest-ro-content "the device's md5 differs from qemu-img convert's"
 	cmp -s "$g/ro.orig" "$g/res/ro.vhdx" && pass guest-ro-file-unchanged ||
 		fail guest-ro-file-unchanged "the file changed"
+	[ "$(guest_value diff-ro-md5)" = "$(md5sum <"$g/expect.raw" | cut -d' ' -f1)" ] &&
+		pass guest-diff-ro-content || fail guest-diff-ro-content "the child of ro.vhdx reads other data than its parent"
 
 	# QEMU's fixed image keeps room for all of its blocks (ZERO state,
 	# LeaveBlockAllocated): never shorter than before.
@@ -729,6 +762,47 @@ guest_tests() {
 	$vhdi "$g/res/k4.vhdx" "$g/got.raw" >/dev/null 2>&1 && cmp -s "$g/got.raw" "$g/expect.raw" &&
 		pass guest-4k-libvhdi-content || fail guest-4k-libvhdi-content "libvhdi reads other data"
 	expect_check guest-4k-check 0 "$g/res/k4.vhdx"
+
+	# The chain: the guest read the model, which libvhdi reads too (from
+	# the second block on: see vhdi_diff above); after the guest's writes,
+	# the model with them, through the kernel and libvhdi; the parents
+	# are untouched, the child is valid and trimmed.
+	local res=$g/res
+	[ "$(guest_value chain-md5)" = "$(md5sum <"$g/chain.raw" | cut -d' ' -f1)" ] &&
+		pass guest-chain-content || fail guest-chain-content "the mapped chain reads other data than the model"
+	$vhdi --parent "$g/orig/sub/mid.vhdx" --parent "$g/orig/base.vhdx" "$g/orig/top.vhdx" \
+		"$g/got.raw" >"$work/err" 2>&1 && cmp -s -i 1048576:1048576 "$g/got.raw" "$g/chain.raw" &&
+		pass guest-chain-model-libvhdi || fail guest-chain-model-libvhdi "libvhdi reads other data than the model: $(tail -1 "$work/err")"
+	cp "$g/chain.raw" "$g/expect.raw"
+	dd if="$g/files/pattern.bin" of="$g/expect.raw" bs=4096 seek=$((write_at / 4096)) conv=notrunc status=none
+	dd if="$g/files/pattern.bin" of="$g/expect.raw" bs=4096 count=1 seek=$(((1048576 + 8192) / 4096)) conv=notrunc status=none
+	[ "$(guest_value chain-ro-md5)" = "$(md5sum <"$g/expect.raw" | cut -d' ' -f1)" ] &&
+		pass guest-chain-written-content || fail guest-chain-written-content "reopened, the chain reads other data than written"
+	$vhdi --parent "$res/sub/mid.vhdx" --parent "$res/base.vhdx" "$res/top.vhdx" \
+		"$g/got.raw" >"$work/err" 2>&1 && cmp -s -i 1048576:1048576 "$g/got.raw" "$g/expect.raw" &&
+		pass guest-chain-written-libvhdi || fail guest-chain-written-libvhdi "libvhdi reads other data: $(tail -1 "$work/err")"
+	local f ok=1
+	for f in base.vhdx sub/mid.vhdx stale-child.vhdx; do
+		[ "$(sha256sum <"$g/orig/$f")" = "$(sha256sum <"$res/$f")" ] || ok=0
+	done
+	[ $ok = 1 ] && pass guest-chain-parents-unchanged ||
+		fail guest-chain-parents-unchanged "a parent or the refused child changed"
+	expect_check guest-chain-check 0 "$res/top.vhdx"
+	open=$(guest_value top-size-open)
+	after=$(guest_value top-size-after)
+	read -r end_before blocks alloc bs < <(object_end "$g/orig/top.vhdx")
+	# Room for every block and for the chunk's sector bitmap block.
+	if [ -n "$open" ] && [ "$open" -ge $((end_before + (blocks - alloc) * bs + 1048576)) ]; then
+		pass guest-chain-open-extends
+	else
+		fail guest-chain-open-extends "$open bytes open, less than $end_before + room for $((blocks - alloc)) blocks and a bitmap"
+	fi
+	read -r end_after _ < <(object_end "$res/top.vhdx")
+	if [ "$after" = "$end_after" ] && [ "$(stat -c %s "$res/top.vhdx")" = "$after" ]; then
+		pass guest-chain-close-trims
+	else
+		fail guest-chain-close-trims "$after bytes after close, the last object ends at $end_after"
+	fi
 	rm -rf "$g"
 }
 guest_tests
