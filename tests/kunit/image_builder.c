@@ -291,6 +291,27 @@ u64 vhdx_tb_get_bat(const struct vhdx_tb *tb, u64 index)
 	return le64_to_cpu(e);
 }
 
+u64 vhdx_tb_bitmap_index(const struct vhdx_tb *tb, u64 chunk)
+{
+	return chunk * (tb->chunk_ratio + 1) + tb->chunk_ratio;
+}
+
+u64 vhdx_tb_alloc_bitmap(struct vhdx_tb *tb, u64 chunk, const void *bits)
+{
+	u64 offset = tb->next_free;
+
+	KUNIT_ASSERT_LT(tb->test, chunk, tb->bitmap_blocks);
+	KUNIT_ASSERT_LE(tb->test, offset + VHDX_BITMAP_BLOCK_SIZE, tb->size);
+	if (bits)
+		memcpy(tb->dev + offset, bits, VHDX_BITMAP_BLOCK_SIZE);
+	else
+		memset(tb->dev + offset, 0, VHDX_BITMAP_BLOCK_SIZE);
+	vhdx_tb_set_bat(tb, vhdx_tb_bitmap_index(tb, chunk),
+			VHDX_BITMAP_PRESENT, offset);
+	tb->next_free += VHDX_BITMAP_BLOCK_SIZE;
+	return offset;
+}
+
 u8 vhdx_tb_pattern(u64 voff)
 {
 	/* Differs between neighbouring sectors and blocks. */
@@ -320,11 +341,10 @@ static void vhdx_tb_layout(struct vhdx_tb *tb)
 					 p->block_size);
 	tb->payload_blocks = div64_u64(p->virtual_size + p->block_size - 1,
 				       p->block_size);
+	tb->bitmap_blocks = div64_u64(tb->payload_blocks + tb->chunk_ratio - 1,
+				      tb->chunk_ratio);
 	if (p->file_flags & VHDX_PARAMS_HAS_PARENT)
-		tb->bat_entries = div64_u64(tb->payload_blocks +
-					    tb->chunk_ratio - 1,
-					    tb->chunk_ratio) *
-				  (tb->chunk_ratio + 1);
+		tb->bat_entries = tb->bitmap_blocks * (tb->chunk_ratio + 1);
 	else
 		tb->bat_entries = tb->payload_blocks +
 			div64_u64(tb->payload_blocks - 1, tb->chunk_ratio);
@@ -334,9 +354,13 @@ static void vhdx_tb_layout(struct vhdx_tb *tb)
 		p->metadata_offset = p->bat_offset + p->bat_length;
 	tb->data_offset = p->metadata_offset + p->metadata_length;
 	tb->next_free = tb->data_offset;
-	if (!p->device_size)
+	if (!p->device_size) {
 		p->device_size = tb->data_offset +
 				 tb->payload_blocks * p->block_size;
+		if (p->file_flags & VHDX_PARAMS_HAS_PARENT)
+			p->device_size += tb->bitmap_blocks *
+					  VHDX_BITMAP_BLOCK_SIZE;
+	}
 	tb->size = p->device_size;
 }
 
@@ -351,17 +375,71 @@ static void vhdx_tb_write_file_identifier(struct vhdx_tb *tb)
 		id->creator[i] = cpu_to_le16(creator[i]);
 }
 
+/* Bytes of UTF-16LE for ASCII @s, written at @out. */
+static u32 vhdx_tb_utf16(u8 *out, const char *s)
+{
+	u32 i;
+
+	for (i = 0; s[i]; i++) {
+		out[2 * i] = s[i];
+		out[2 * i + 1] = 0;
+	}
+	return 2 * i;
+}
+
+u32 vhdx_tb_write_locator(void *buf, u32 len, const struct vhdx_tb_kv *kv,
+			  u32 count)
+{
+	struct vhdx_parent_locator_header *hdr = buf;
+	struct vhdx_parent_locator_entry *e = (void *)(hdr + 1);
+	u32 i, pos = sizeof(*hdr) + count * sizeof(*e), n;
+	u8 *b = buf;
+
+	memset(buf, 0, len);
+	hdr->locator_type = vhdx_guid_parent_locator_type;
+	hdr->key_value_count = cpu_to_le16(count);
+	for (i = 0; i < count; i++) {
+		WARN_ON(pos + 2 * (strlen(kv[i].key) + strlen(kv[i].value)) >
+			len);
+		n = vhdx_tb_utf16(b + pos, kv[i].key);
+		e[i].key_offset = cpu_to_le32(pos);
+		e[i].key_length = cpu_to_le16(n);
+		pos += n;
+		n = vhdx_tb_utf16(b + pos, kv[i].value);
+		e[i].value_offset = cpu_to_le32(pos);
+		e[i].value_length = cpu_to_le16(n);
+		pos += n;
+	}
+	return pos;
+}
+
+#define VHDX_TB_LOCATOR_SIZE	512
+
 static void vhdx_tb_write_metadata_region(struct vhdx_tb *tb)
 {
-	struct vhdx_tb_metadata_item items[5];
+	static const struct vhdx_tb_kv kv[] = {
+		{ "parent_linkage", VHDX_TB_PARENT_LINKAGE_STRING },
+		{ "relative_path", VHDX_TB_PARENT_PATH },
+	};
+	struct vhdx_tb_metadata_item items[6];
 	struct vhdx_tb_metadata_values v;
+	u32 count = 5;
+	u8 *locator;
 
 	vhdx_tb_system_items(items, &v, tb->p.block_size, tb->p.file_flags,
 			     tb->p.virtual_size, tb->p.logical_sector_size,
 			     tb->p.physical_sector_size);
 	tb->virtual_disk_id = v.virtual_disk_id;
+	if (tb->p.file_flags & VHDX_PARAMS_HAS_PARENT) {
+		locator = vhdx_tb_zalloc(tb->test, VHDX_TB_LOCATOR_SIZE);
+		items[count++] = (struct vhdx_tb_metadata_item) {
+			&vhdx_guid_parent_locator, 0, 0,
+			VHDX_METADATA_FLAG_IS_REQUIRED, locator,
+			vhdx_tb_write_locator(locator, VHDX_TB_LOCATOR_SIZE,
+					      kv, ARRAY_SIZE(kv)) };
+	}
 	vhdx_tb_write_metadata(vhdx_tb_metadata(tb), tb->p.metadata_length,
-			       items, ARRAY_SIZE(items));
+			       items, count);
 }
 
 struct vhdx_tb *vhdx_tb_build(struct kunit *test,

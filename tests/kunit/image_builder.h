@@ -13,6 +13,11 @@
  *   2 MiB   BAT, 1 MiB
  *   3 MiB   metadata, 1 MiB (table at 0, items packed from 64 KiB)
  *   4 MiB   payload blocks, allocated in order by vhdx_tb_alloc_block()
+ *           (and sector bitmap blocks, by vhdx_tb_alloc_bitmap())
+ *
+ * A HasParent image (file_flags) also gets a parent locator item naming
+ * VHDX_TB_PARENT_LINKAGE and VHDX_TB_PARENT_PATH, and its default device
+ * has room for one sector bitmap block per chunk.
  */
 #ifndef VHDX_KUNIT_IMAGE_BUILDER_H
 #define VHDX_KUNIT_IMAGE_BUILDER_H
@@ -59,6 +64,7 @@ struct vhdx_tb {
 	/* Derived by the builder independently of vhdx/bat.c. */
 	u32 chunk_ratio;
 	u64 payload_blocks;
+	u64 bitmap_blocks;		/* chunks */
 	u64 bat_entries;
 	u64 data_offset;		/* first payload block */
 	u64 next_free;			/* where the next allocated block goes */
@@ -81,6 +87,14 @@ struct vhdx_tb {
 	struct vhdx_tb_op ops[VHDX_TB_MAX_OPS];
 	unsigned int nops;
 };
+
+/* The parent locator of a HasParent image: the GUID and its string. */
+#define VHDX_TB_PARENT_LINKAGE \
+	GUID_INIT(0x12345678, 0x9abc, 0xdef0, \
+		  0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88)
+#define VHDX_TB_PARENT_LINKAGE_STRING \
+	"{12345678-9ABC-DEF0-1122-334455667788}"
+#define VHDX_TB_PARENT_PATH		"parent.vhdx"
 
 /* Fills unset (zero) fields of @p with the defaults above. */
 void vhdx_tb_params_default(struct vhdx_tb_params *p);
@@ -108,6 +122,13 @@ void vhdx_tb_set_bat(struct vhdx_tb *tb, u64 index, unsigned int state,
 u64 vhdx_tb_get_bat(const struct vhdx_tb *tb, u64 index);
 /* Allocates @block at next_free, fills it with vhdx_tb_pattern(). */
 u64 vhdx_tb_alloc_block(struct vhdx_tb *tb, u64 block);
+/* Sector bitmap entries: chunk @chunk's index, computed independently. */
+u64 vhdx_tb_bitmap_index(const struct vhdx_tb *tb, u64 chunk);
+/*
+ * Allocates the sector bitmap block of @chunk at next_free, with @bits
+ * (VHDX_BITMAP_BLOCK_SIZE bytes) or zeros, and marks it present.
+ */
+u64 vhdx_tb_alloc_bitmap(struct vhdx_tb *tb, u64 chunk, const void *bits);
 /* The byte the builder stores at virtual offset @voff. */
 u8 vhdx_tb_pattern(u64 voff);
 
@@ -170,5 +191,18 @@ void vhdx_tb_system_items(struct vhdx_tb_metadata_item *items,
 			  struct vhdx_tb_metadata_values *values,
 			  u32 block_size, u32 file_flags, u64 virtual_size,
 			  u32 lss, u32 pss);
+
+/* One key-value pair of a parent locator, ASCII. */
+struct vhdx_tb_kv {
+	const char *key;
+	const char *value;
+};
+
+/*
+ * Writes a parent locator of the VHDX type holding @kv, encoded as
+ * UTF-16LE, into @buf (@len bytes, zeroed first); returns its length.
+ */
+u32 vhdx_tb_write_locator(void *buf, u32 len, const struct vhdx_tb_kv *kv,
+			  u32 count);
 
 #endif /* VHDX_KUNIT_IMAGE_BUILDER_H */
