@@ -3,10 +3,11 @@
 #
 # Every test, as CI runs it: dependencies, kernels, the W=1/sparse build
 # against 6.1 and 6.12 (one test per kernel), then the test runners that
-# exist (tests/kunit, tests/host, tests/e2e, tests/tools, tests/fuzz), each
-# of which ends its output with "N passed, M failed".  The last line printed
-# is the sum, in the same form; the exit status is non-zero if anything
-# failed.
+# exist (tests/kunit, tests/host, tests/e2e, tests/write, tests/tools,
+# tests/fuzz, tests/diff), each of which ends its output with "N passed,
+# M failed".
+# The last line printed is the sum, in the same form; the exit status is
+# non-zero if anything failed.
 #
 # Usage: scripts/check.sh
 set -euo pipefail
@@ -14,8 +15,8 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUNNERS=(tests/kunit/run.sh tests/host/run.sh tests/e2e/run.sh tests/tools/run.sh
-	tests/fuzz/run.sh)
+RUNNERS=(tests/kunit/run.sh tests/host/run.sh tests/e2e/run.sh tests/write/run.sh
+	tests/tools/run.sh tests/fuzz/run.sh tests/diff/run.sh)
 
 PASSED=0
 FAILED=0
