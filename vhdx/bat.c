@@ -149,7 +149,8 @@ static int vhdx_bat_entry_object(struct vhdx_image *img,
 	}
 }
 
-static int vhdx_bat_object_inside(struct vhdx_image *img, u64 index,
+/* The description names the BAT entry. */
+static int vhdx_bat_object_inside(struct vhdx_image *img,
 				  const struct vhdx_object *obj)
 {
 	char what[64];
@@ -159,8 +160,8 @@ static int vhdx_bat_object_inside(struct vhdx_image *img, u64 index,
 		return 0;
 	vhdx_object_describe(img, obj, what, sizeof(what));
 	return vhdx_fail(img, -EINVAL,
-			 "BAT entry %llu: %s at %llu, length %llu, ends beyond the device (%llu bytes)",
-			 (unsigned long long)index, what,
+			 "BAT: %s at %llu, length %llu, ends beyond the device (%llu bytes)",
+			 what,
 			 (unsigned long long)obj->offset,
 			 (unsigned long long)obj->length,
 			 (unsigned long long)img->device_size);
@@ -182,7 +183,7 @@ int vhdx_bat_check(struct vhdx_image *img)
 	     vhdx_bat_cursor_next(&img->geo, &c)) {
 		ret = vhdx_bat_entry_object(img, &c, &obj);
 		if (!ret && obj.length)
-			ret = vhdx_bat_object_inside(img, c.index, &obj);
+			ret = vhdx_bat_object_inside(img, &obj);
 		if (ret)
 			return ret;
 		if (obj.length) {
