@@ -208,7 +208,9 @@ boot() {
 		return 0
 	fi
 	gs 'e2e_finish'
+	# GNU dd: busybox's iflag=direct does not open with O_DIRECT.
 	"$VM_RUN" --kernel "$kver" "${modarg[@]}" --files "$BOOT_DIR/files" --timeout 900 \
+		--bin /usr/bin/dd \
 		"$BOOT_DIR/guest.sh" "${BOOT_DISKS[@]}" > "$BOOT_LOG" 2>&1 || BOOT_RC=$?
 	# The script may be booted again (second kernel): drop the finish line.
 	sed -i '$d' "$BOOT_DIR/guest.sh"
