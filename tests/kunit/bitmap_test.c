@@ -12,6 +12,7 @@
 
 #include "../../vhdx/parent.h"
 #include "image_builder.h"
+#include "rec_dev.h"
 
 #define SECT		VHDX_LOG_SECTOR_SIZE
 #define SB_SIZE		VHDX_MiB		/* a sector bitmap block */
@@ -19,95 +20,6 @@
 #define PAGES		(SB_SIZE / SECT)	/* 4 KiB pages of a bitmap */
 #define PAGE_BITS	(SECT * 8)		/* sectors per bitmap page */
 #define BAT_PER_SECT	(SECT / sizeof(__le64))
-#define REC_MAX_OPS	1024
-
-/* ---- a recording device around the builder's ---------------------- */
-
-struct rec {
-	struct vhdx_io io;		/* io.priv == this */
-	struct vhdx_tb *tb;
-	struct vhdx_tb_op *ops;		/* the first REC_MAX_OPS calls */
-	unsigned int nops;
-	/* The device just before the first write into [snap_lo, snap_hi). */
-	u64 snap_lo, snap_hi;
-	u8 *snap;
-	unsigned int snap_op;
-};
-
-static void rec_record(struct rec *r, char type, u64 offset, size_t len)
-{
-	if (r->nops < REC_MAX_OPS)
-		r->ops[r->nops] = (struct vhdx_tb_op) { type, offset, len };
-	r->nops++;
-}
-
-static int rec_read(void *priv, u64 offset, void *buf, size_t len)
-{
-	struct rec *r = priv;
-
-	rec_record(r, 'r', offset, len);
-	return r->tb->io.read(r->tb->io.priv, offset, buf, len);
-}
-
-static int rec_write(void *priv, u64 offset, const void *buf, size_t len)
-{
-	struct rec *r = priv;
-	struct vhdx_tb *tb = r->tb;
-
-	rec_record(r, 'w', offset, len);
-	if (!r->snap && offset < r->snap_hi && r->snap_lo < offset + len) {
-		r->snap = vhdx_tb_zalloc(tb->test, tb->size);
-		memcpy(r->snap, tb->dev, tb->size);
-		r->snap_op = r->nops - 1;
-	}
-	return tb->io.write(tb->io.priv, offset, buf, len);
-}
-
-static int rec_flush(void *priv)
-{
-	struct rec *r = priv;
-
-	rec_record(r, 'f', 0, 0);
-	return r->tb->io.flush(r->tb->io.priv);
-}
-
-static struct rec *rec_new(struct kunit *test, struct vhdx_tb *tb)
-{
-	struct rec *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, r);
-	r->tb = tb;
-	r->ops = vhdx_tb_zalloc(test, REC_MAX_OPS * sizeof(*r->ops));
-	r->io = (struct vhdx_io) {
-		.priv = r,
-		.read = rec_read,
-		.write = rec_write,
-		.flush = rec_flush,
-	};
-	return r;
-}
-
-/* The recorded call types ('r', 'w', 'f') from op @from on, as a string. */
-static const char *rec_types(struct kunit *test, const struct rec *r,
-			     unsigned int from)
-{
-	char *s = vhdx_tb_zalloc(test, REC_MAX_OPS + 1);
-	unsigned int i;
-
-	KUNIT_ASSERT_LE(test, r->nops, REC_MAX_OPS);
-	for (i = from; i < r->nops; i++)
-		s[i - from] = r->ops[i].type;
-	return s;
-}
-
-static void expect_op(struct kunit *test, const struct rec *r,
-		      unsigned int i, char type, u64 offset, size_t len)
-{
-	KUNIT_ASSERT_LT(test, i, min_t(unsigned int, r->nops, REC_MAX_OPS));
-	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].type, type, "op %u", i);
-	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].offset, offset, "op %u", i);
-	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].len, len, "op %u", i);
-}
 
 /* ---- images --------------------------------------------------------- */
 
@@ -182,40 +94,6 @@ static struct vhdx_image *open_txn(struct kunit *test, struct rec *r)
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, txn_free_action,
 							img), 0);
 	return img;
-}
-
-/* Another device holding a copy of @dev, with fresh I/O accounting. */
-static struct vhdx_tb *tb_clone(struct kunit *test, const struct vhdx_tb *tb,
-				const u8 *dev)
-{
-	struct vhdx_tb *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, c);
-	*c = *tb;
-	c->dev = vhdx_tb_zalloc(test, tb->size);
-	memcpy(c->dev, dev, tb->size);
-	c->io.priv = c;
-	c->reads = 0;
-	c->writes = 0;
-	c->flushes = 0;
-	c->nops = 0;
-	return c;
-}
-
-/* Computed from the format: the header takes two descriptor slots. */
-static u32 expect_len(u32 count)
-{
-	return (DIV_ROUND_UP(count + 2, 128) + count) * SECT;
-}
-
-static bool all_zero(const u8 *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
 }
 
 /* ---- the test's own bitmap arithmetic ------------------------------- */

@@ -12,10 +12,10 @@
 
 #include "../../vhdx/vhdx.h"
 #include "image_builder.h"
+#include "rec_dev.h"
 
 #define SECT		VHDX_LOG_SECTOR_SIZE
 #define RING_1M		((u32)VHDX_MiB)
-#define REC_MAX_OPS	1024
 #define BAT_PER_SECT	(SECT / sizeof(__le64))
 
 static const guid_t guid_a =
@@ -24,110 +24,6 @@ static const guid_t guid_a =
 static const guid_t guid_b =
 	GUID_INIT(0xb1b2b3b4, 0xc1c2, 0xd1d2,
 		  0xe1, 0xe2, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01);
-
-/* ---- a recording device around the builder's ---------------------- */
-
-struct rec {
-	struct vhdx_io io;		/* io.priv == this */
-	struct vhdx_tb *tb;
-	struct vhdx_tb_op *ops;		/* the first REC_MAX_OPS calls */
-	unsigned int nops;
-	/*
-	 * The device as it was just before the write that follows snap_skip
-	 * earlier writes into [snap_lo, snap_hi); snap_op is its index.
-	 */
-	u64 snap_lo, snap_hi;
-	unsigned int snap_skip;
-	u8 *snap;
-	unsigned int snap_op;
-	/* Writes into [fail_lo, fail_hi) fail with -EIO. */
-	u64 fail_lo, fail_hi;
-};
-
-static bool overlaps(u64 lo, u64 hi, u64 offset, size_t len)
-{
-	return offset < hi && lo < offset + len;
-}
-
-static void rec_record(struct rec *r, char type, u64 offset, size_t len)
-{
-	if (r->nops < REC_MAX_OPS)
-		r->ops[r->nops] = (struct vhdx_tb_op) { type, offset, len };
-	r->nops++;
-}
-
-static int rec_read(void *priv, u64 offset, void *buf, size_t len)
-{
-	struct rec *r = priv;
-
-	rec_record(r, 'r', offset, len);
-	return r->tb->io.read(r->tb->io.priv, offset, buf, len);
-}
-
-static int rec_write(void *priv, u64 offset, const void *buf, size_t len)
-{
-	struct rec *r = priv;
-	struct vhdx_tb *tb = r->tb;
-
-	rec_record(r, 'w', offset, len);
-	if (!r->snap && overlaps(r->snap_lo, r->snap_hi, offset, len)) {
-		if (r->snap_skip) {
-			r->snap_skip--;
-		} else {
-			r->snap = vhdx_tb_zalloc(tb->test, tb->size);
-			memcpy(r->snap, tb->dev, tb->size);
-			r->snap_op = r->nops - 1;
-		}
-	}
-	if (overlaps(r->fail_lo, r->fail_hi, offset, len))
-		return -EIO;
-	return tb->io.write(tb->io.priv, offset, buf, len);
-}
-
-static int rec_flush(void *priv)
-{
-	struct rec *r = priv;
-
-	rec_record(r, 'f', 0, 0);
-	return r->tb->io.flush(r->tb->io.priv);
-}
-
-static struct rec *rec_new(struct kunit *test, struct vhdx_tb *tb)
-{
-	struct rec *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, r);
-	r->tb = tb;
-	r->ops = vhdx_tb_zalloc(test, REC_MAX_OPS * sizeof(*r->ops));
-	r->io = (struct vhdx_io) {
-		.priv = r,
-		.read = rec_read,
-		.write = rec_write,
-		.flush = rec_flush,
-	};
-	return r;
-}
-
-/* The recorded call types ('r', 'w', 'f') as a string. */
-static const char *rec_types(struct kunit *test, const struct rec *r)
-{
-	char *s = vhdx_tb_zalloc(test, REC_MAX_OPS + 1);
-	unsigned int i;
-
-	KUNIT_ASSERT_LE(test, r->nops, REC_MAX_OPS);
-	for (i = 0; i < r->nops; i++)
-		s[i] = r->ops[i].type;
-	return s;
-}
-
-static void expect_op(struct kunit *test, const struct rec *r,
-		      unsigned int i, char type, u64 offset, size_t len)
-{
-	KUNIT_ASSERT_LT(test, i, min_t(unsigned int, r->nops, REC_MAX_OPS));
-	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].type, type, "op %u", i);
-	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].offset, offset, "op %u", i);
-	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].len, len, "op %u", i);
-}
 
 /* ---- images --------------------------------------------------------- */
 
@@ -156,24 +52,6 @@ static struct vhdx_image *open_txn(struct kunit *test, struct rec *r)
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, txn_free_action,
 							img), 0);
 	return img;
-}
-
-/* Another device holding a copy of @dev, with fresh I/O accounting. */
-static struct vhdx_tb *tb_clone(struct kunit *test, const struct vhdx_tb *tb,
-				const u8 *dev)
-{
-	struct vhdx_tb *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, c);
-	*c = *tb;
-	c->dev = vhdx_tb_zalloc(test, tb->size);
-	memcpy(c->dev, dev, tb->size);
-	c->io.priv = c;
-	c->reads = 0;
-	c->writes = 0;
-	c->flushes = 0;
-	c->nops = 0;
-	return c;
 }
 
 /* 1 MiB blocks, so that a virtual size of N GiB needs 2 * N BAT sectors. */
@@ -226,16 +104,6 @@ static void expect_bat(struct kunit *test, const u8 *got,
 	KUNIT_EXPECT_EQ_MSG(test, bad, (size_t)0, "%s", what);
 }
 
-static bool all_zero(const u8 *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 /* ---- log entries ---------------------------------------------------- */
 
 static bool entry_crc_ok(const void *entry, u32 len)
@@ -249,12 +117,6 @@ static bool header_crc_ok(const struct vhdx_header *h)
 {
 	return vhdx_checksum_ok(h, sizeof(*h),
 				offsetof(struct vhdx_header, checksum));
-}
-
-/* Computed from the format: the header takes two descriptor slots. */
-static u32 expect_len(u32 count)
-{
-	return (DIV_ROUND_UP(count + 2, 128) + count) * SECT;
 }
 
 /* The largest count whose entry fits in half of @ring. */
@@ -761,7 +623,7 @@ static void txn_session_begin(struct kunit *test)
 		r->nops = 0;
 		KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
 				    img->error);
-		KUNIT_EXPECT_STREQ(test, rec_types(test, r), "wfwfwf");
+		KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wfwfwf");
 		expect_op(test, r, 0, 'w', tb->p.log_offset, SECT);
 		expect_op(test, r, 2, 'w', first, VHDX_HEADER_SIZE);
 		expect_op(test, r, 4, 'w', second, VHDX_HEADER_SIZE);
@@ -871,7 +733,7 @@ static void txn_session_end(struct kunit *test)
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r), "fwfwwwfwfwf");
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfwwwfwfwf");
 	expect_op(test, r, 3, 'w', bat, SECT);
 	expect_op(test, r, 4, 'w', bat + SECT, SECT);
 	expect_op(test, r, 5, 'w', bat + 7 * SECT, SECT);
@@ -934,7 +796,7 @@ static void txn_second_session(struct kunit *test)
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
 			    img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r), "wfwfwf");
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wfwfwf");
 	expect_op(test, r, 0, 'w', tb->p.log_offset, SECT);
 	KUNIT_EXPECT_FALSE(test, guid_is_null(&img->header.log_guid));
 	KUNIT_EXPECT_FALSE(test, guid_equal(&img->header.log_guid, &log1));
@@ -985,7 +847,7 @@ static void txn_commit_order(struct kunit *test)
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r), "fwfwww");
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfwww");
 	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT, expect_len(3));
 	for (i = 0; i < 3; i++) {
 		expect_op(test, r, 3 + i, 'w', bat + sectors[i] * SECT, SECT);
@@ -1008,7 +870,7 @@ static void txn_commit_order(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 1U);
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r), "fwfw");
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfw");
 	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT + expect_len(3),
 		  expect_len(1));
 	expect_op(test, r, 3, 'w', bat + 3 * SECT, SECT);
@@ -1087,7 +949,7 @@ static void txn_commit_many_entries(struct kunit *test)
 		pos = (pos + len) % ring;
 	}
 	KUNIT_EXPECT_EQ(test, wraps, 1U);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r), want);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), want);
 	for (i = 0; i < r->nops && i < REC_MAX_OPS; i++) {
 		if (r->ops[i].type != 'w' || r->ops[i].offset < bat)
 			continue;
@@ -1143,7 +1005,7 @@ static void txn_crash_after_log_entry(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
 	/* Taken after the entry and a flush, before the first BAT write. */
 	KUNIT_EXPECT_EQ(test, r->snap_op, 3U);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r), "fwfww");
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfww");
 	KUNIT_EXPECT_EQ(test, memcmp(r->snap + bat, old, 8 * SECT), 0);
 
 	c = tb_clone(test, tb, r->snap);
