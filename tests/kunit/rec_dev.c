@@ -86,8 +86,8 @@ const char *rec_types(struct kunit *test, const struct rec *r,
 	return s;
 }
 
-void expect_op(struct kunit *test, const struct rec *r,
-		      unsigned int i, char type, u64 offset, size_t len)
+void expect_op(struct kunit *test, const struct rec *r, unsigned int i,
+	       char type, u64 offset, size_t len)
 {
 	KUNIT_ASSERT_LT(test, i, min_t(unsigned int, r->nops, REC_MAX_OPS));
 	KUNIT_EXPECT_EQ_MSG(test, r->ops[i].type, type, "op %u", i);
@@ -96,7 +96,7 @@ void expect_op(struct kunit *test, const struct rec *r,
 }
 
 struct vhdx_tb *tb_clone(struct kunit *test, const struct vhdx_tb *tb,
-				const u8 *dev)
+			 const u8 *dev)
 {
 	struct vhdx_tb *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
 
