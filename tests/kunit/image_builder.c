@@ -487,3 +487,19 @@ struct vhdx_tb *vhdx_tb_build(struct kunit *test,
 	/* The BAT is all zeros: every block NOT_PRESENT, offset 0. */
 	return tb;
 }
+
+static void vhdx_tb_overlay_free(void *ov)
+{
+	vhdx_overlay_free(ov);
+}
+
+struct vhdx_overlay *vhdx_tb_new_overlay(struct kunit *test)
+{
+	struct vhdx_overlay *ov = kunit_kzalloc(test, sizeof(*ov), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, ov);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
+							vhdx_tb_overlay_free,
+							ov), 0);
+	return ov;
+}

@@ -205,4 +205,7 @@ struct vhdx_tb_kv {
 u32 vhdx_tb_write_locator(void *buf, u32 len, const struct vhdx_tb_kv *kv,
 			  u32 count);
 
+/* An empty overlay, freed when the test ends. */
+struct vhdx_overlay *vhdx_tb_new_overlay(struct kunit *test);
+
 #endif /* VHDX_KUNIT_IMAGE_BUILDER_H */

@@ -170,22 +170,6 @@ static struct vhdx_image *log_img(struct kunit *test, struct vhdx_tb *tb,
 	return img;
 }
 
-static void overlay_free_action(void *ov)
-{
-	vhdx_overlay_free(ov);
-}
-
-static struct vhdx_overlay *new_overlay(struct kunit *test)
-{
-	struct vhdx_overlay *ov = kunit_kzalloc(test, sizeof(*ov), GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, ov);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
-							overlay_free_action,
-							ov), 0);
-	return ov;
-}
-
 static void find_ok(struct kunit *test, struct vhdx_image *img,
 		    struct vhdx_log_sequence *seq)
 {
@@ -250,7 +234,7 @@ static void log_single_entry(struct kunit *test)
 {
 	struct vhdx_tb *tb = log_tb(test);
 	struct vhdx_image *img = log_img(test, tb, false);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	const struct tdesc d[] = {
 		{ 'd', 2 * VHDX_MiB, .fill = 1 },
 		{ 'd', 2 * VHDX_MiB + 8 * VHDX_KiB, .fill = 2 },
@@ -288,7 +272,7 @@ static void log_two_descriptor_sectors(struct kunit *test)
 {
 	struct vhdx_tb *tb = log_tb(test);
 	struct vhdx_image *img = log_img(test, tb, false);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	struct tdesc *d = vhdx_tb_zalloc(test, 130 * sizeof(*d));
 	struct vhdx_log_sequence seq;
 	u32 i;
@@ -319,7 +303,7 @@ static void log_several_entries(struct kunit *test)
 {
 	struct vhdx_tb *tb = log_tb(test);
 	struct vhdx_image *img = log_img(test, tb, false);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	const struct tdesc d1[] = { { 'd', 2 * VHDX_MiB, .fill = 1 } };
 	const struct tdesc d2[] = {
 		{ 'd', 2 * VHDX_MiB, .fill = 2 },
@@ -359,7 +343,7 @@ static void log_tail_in_middle(struct kunit *test)
 {
 	struct vhdx_tb *tb = log_tb(test);
 	struct vhdx_image *img = log_img(test, tb, false);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	const struct tdesc d1[] = { { 'd', 2 * VHDX_MiB, .fill = 1 } };
 	const struct tdesc d2[] = { { 'd', 2 * VHDX_MiB + SECT, .fill = 2 } };
 	struct vhdx_log_sequence seq;
@@ -392,7 +376,7 @@ static void log_newer_sequence_wins(struct kunit *test)
 	for (order = 0; order < 2; order++) {
 		struct vhdx_tb *tb = log_tb(test);
 		struct vhdx_image *img = log_img(test, tb, false);
-		struct vhdx_overlay *ov = new_overlay(test);
+		struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 		u32 old_pos = order ? 0 : 512 * VHDX_KiB;
 		u32 new_pos = order ? 512 * VHDX_KiB : 0;
 		struct vhdx_log_sequence seq;
@@ -420,7 +404,7 @@ static void log_wrapped(struct kunit *test)
 {
 	struct vhdx_tb *tb = log_tb(test);
 	struct vhdx_image *img = log_img(test, tb, false);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	u32 ring = tb->p.log_length, first = ring - 2 * SECT, second;
 	const struct tdesc d1[] = {
 		{ 'd', 2 * VHDX_MiB, .fill = 0x31 },
@@ -479,7 +463,7 @@ static void log_zero_descriptor(struct kunit *test)
 {
 	struct vhdx_tb *tb = log_tb(test);
 	struct vhdx_image *img = log_img(test, tb, false);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	const struct tdesc d[] = { { 'z', 3 * VHDX_MiB, 2 * SECT } };
 	struct vhdx_log_sequence seq;
 	u8 *buf = vhdx_tb_zalloc(test, 3 * SECT);
@@ -769,7 +753,7 @@ static void log_bad_targets(struct kunit *test)
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct vhdx_tb *tb = log_tb(test);
 		struct vhdx_image *img = log_img(test, tb, true);
-		struct vhdx_overlay *ov = new_overlay(test);
+		struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 
 		write_entry(test, tb, 0, &(struct tentry) {
 			.seq = 77, .desc = &cases[i].d, .count = 1 });
@@ -1005,7 +989,7 @@ static void log_open_with_dirty_bat(struct kunit *test)
 
 static void overlay_apply_order_and_clipping(struct kunit *test)
 {
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	u8 *a = vhdx_tb_zalloc(test, 8192), *buf = vhdx_tb_zalloc(test, 32);
 	unsigned int i;
 
@@ -1045,7 +1029,7 @@ static void overlay_apply_order_and_clipping(struct kunit *test)
 
 static void overlay_grows(struct kunit *test)
 {
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	u8 byte;
 	u32 i;
 
@@ -1072,7 +1056,7 @@ static void overlay_covered_by_union(struct kunit *test)
 		{ .offset = 3 * VHDX_MiB, .length = VHDX_MiB },
 		{ .offset = 8 * VHDX_MiB, .length = 0 },
 	};
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	u64 bad = 0;
 
 	KUNIT_EXPECT_TRUE(test, vhdx_overlay_covered_by(ov, allowed, 4, &bad));
@@ -1106,7 +1090,7 @@ static void overlay_covered_by_union(struct kunit *test)
 static void overlay_write_back(struct kunit *test)
 {
 	struct vhdx_tb *tb = vhdx_tb_build(test, NULL);
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	u8 *a = vhdx_tb_zalloc(test, SECT);
 	const u64 at = 4 * VHDX_MiB;
 	unsigned int writes;

@@ -155,22 +155,6 @@ static struct vhdx_log_update *make_updates(struct kunit *test, u32 count,
 	return u;
 }
 
-static void overlay_free_action(void *ov)
-{
-	vhdx_overlay_free(ov);
-}
-
-static struct vhdx_overlay *new_overlay(struct kunit *test)
-{
-	struct vhdx_overlay *ov = kunit_kzalloc(test, sizeof(*ov), GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, ov);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
-							overlay_free_action,
-							ov), 0);
-	return ov;
-}
-
 /* Bytes [pos, pos + len) of the ring, wrapping. */
 static u8 *ring_copy(struct kunit *test, const struct vhdx_tb *tb, u32 pos,
 		     u32 len)
@@ -192,7 +176,7 @@ static void expect_active(struct kunit *test, struct vhdx_image *img,
 			  u32 pos, u64 sequence,
 			  const struct vhdx_log_update *u, u32 count)
 {
-	struct vhdx_overlay *ov = new_overlay(test);
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
 	struct vhdx_log_sequence seq;
 	u32 i;
 
