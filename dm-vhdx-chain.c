@@ -207,8 +207,10 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 			continue;
 		default:
 			/*
-			 * ZERO, UNMAPPED, UNDEFINED: the image says what the
-			 * data is, not its parent; zeros never leak old data.
+			 * ZERO, UNMAPPED (3, and 5 of the 0.95 draft) and
+			 * UNDEFINED own no data: the image says what the data
+			 * is, not its parent, and zeros never leak old data.
+			 * The block's file offset is never followed.
 			 */
 			goto zeros;
 		}

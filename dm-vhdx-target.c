@@ -452,10 +452,12 @@ static void vhdx_dtr(struct dm_target *ti)
 }
 
 /*
- * Through a chain, a bio may span runs that live in different images:
- * map the first run and let dm core send the rest again.
+ * One BAT lookup per image: a FULLY_PRESENT block is remapped as it is,
+ * the states that own no data read as zeros without touching the device.
+ * Through a chain, a bio may span runs that live in different images: map
+ * the first run and let dm core send the rest again.
  */
-static int vhdx_map_chain_read(struct vhdx_target *vt, struct bio *bio)
+static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 {
 	struct vhdx_extent ext;
 
@@ -479,33 +481,6 @@ static int vhdx_map_chain_read(struct vhdx_target *vt, struct bio *bio)
 	bio_set_dev(bio, ext.bdev);
 	bio->bi_iter.bi_sector = ext.sector;
 	return DM_MAPIO_REMAPPED;
-}
-
-static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
-{
-	sector_t sector = vhdx_bio_sector(vt, bio);
-	u64 entry = vhdx_pin_entry(vt, bio, vhdx_payload_index(vt, sector));
-
-	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
-		vhdx_unpin(vt, bio);
-	switch (vhdx_bat_state(entry)) {
-	case VHDX_PAYLOAD_FULLY_PRESENT:
-		vhdx_remap(vt, bio, entry);
-		return DM_MAPIO_REMAPPED;
-	case VHDX_PAYLOAD_NOT_PRESENT:
-	case VHDX_PAYLOAD_UNDEFINED:
-	case VHDX_PAYLOAD_ZERO:
-	case VHDX_PAYLOAD_UNMAPPED:
-	case VHDX_PAYLOAD_UNMAPPED_V095:
-		/* These states own no data in the file: never follow the offset. */
-		zero_fill_bio(bio);
-		bio_endio(bio);
-		return DM_MAPIO_SUBMITTED;
-	default:
-		DMERR_LIMIT("%s: sector %llu: partially present block without a parent",
-			    vhdx_name(vt), (unsigned long long)sector);
-		return DM_MAPIO_KILL;
-	}
 }
 
 /*
@@ -544,8 +519,7 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 	vhdx_ctx(bio)->pinned = false;
 	vhdx_ctx(bio)->set_bits = false;
 	if (bio_op(bio) == REQ_OP_READ)
-		return vt->img.geo.has_parent ? vhdx_map_chain_read(vt, bio) :
-						vhdx_map_read(vt, bio);
+		return vhdx_map_read(vt, bio);
 	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
 		/* Stable data is not enough while the BAT is not. */
 		if (!vt->read_only && vhdx_txn_dirty(&vt->img)) {
