@@ -370,9 +370,13 @@ static void vhdx_discard_block(struct vhdx_target *vt, u64 block)
 		return;
 	vhdx_bat_update(img, index, VHDX_PAYLOAD_NOT_PRESENT);
 	img->allocated_blocks--;
-	/* A short last block may have been allocated short: not reusable. */
-	if (vhdx_block_used_length(&img->geo, block) == img->geo.block_size)
-		vhdx_space_release(img, vhdx_bat_offset(entry));
+	/*
+	 * The space a block is known to own, as the overlap check counts it:
+	 * a short last block may have been allocated short.
+	 */
+	vhdx_space_release(img, vhdx_bat_offset(entry),
+			   vhdx_block_used_length(&img->geo, block) &
+			   ~(VHDX_OBJECT_ALIGN - 1));
 	/* Let a sparse file or a thin device free the space; only a hint. */
 	if (bdev_max_discard_sectors(bdev))
 		blkdev_issue_discard(bdev, vhdx_bat_offset(entry) >> SECTOR_SHIFT,

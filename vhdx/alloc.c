@@ -1,48 +1,86 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Room for new blocks.  New objects go past the end of everything the
- * image holds, as QEMU and Hyper-V do, so a block can never land on
- * metadata or on another block, whatever the layout of the image we were
- * given.  The one exception is a payload block that a discard gave back:
- * it is BlockSize long and 1 MiB aligned, so another payload block fits
- * exactly, once the caller knows that nothing can still point at it.
+ * Room for new blocks.  Free space is what lies between the objects of
+ * the image (the header section, the log, the regions and every block the
+ * BAT points at), on the 1 MiB alignment the spec requires of objects,
+ * plus everything past the last of them up to the end of the device.
+ * QEMU's fixed images, for one, leave their preallocated space between
+ * objects and unreferenced.  A block that a discard gave back joins the
+ * free space once the caller knows that nothing can still point at it.
  */
 #include "vhdx.h"
 
-static int vhdx_blocks_push(struct vhdx_free_blocks *fb, u64 offset)
+static int vhdx_extents_push(struct vhdx_free_space *fs, u64 offset,
+			     u64 length)
 {
-	if (fb->count == fb->capacity) {
-		u32 capacity = fb->capacity ? 2 * fb->capacity : 64;
-		u64 *offsets = vhdx_alloc(capacity * sizeof(*offsets));
+	if (fs->count == fs->capacity) {
+		u32 capacity = fs->capacity ? 2 * fs->capacity : 16;
+		struct vhdx_free_extent *e = vhdx_alloc(capacity * sizeof(*e));
 
-		if (!offsets)
+		if (!e)
 			return -ENOMEM;
-		if (fb->count)
-			memcpy(offsets, fb->offsets, fb->count * sizeof(*offsets));
-		vhdx_free(fb->offsets);
-		fb->offsets = offsets;
-		fb->capacity = capacity;
+		if (fs->count)
+			memcpy(e, fs->extents, fs->count * sizeof(*e));
+		vhdx_free(fs->extents);
+		fs->extents = e;
+		fs->capacity = capacity;
 	}
-	fb->offsets[fb->count++] = offset;
+	fs->extents[fs->count].offset = offset;
+	fs->extents[fs->count].length = length;
+	fs->count++;
 	return 0;
 }
 
-static void vhdx_blocks_free(struct vhdx_free_blocks *fb)
+static void vhdx_extents_free(struct vhdx_free_space *fs)
 {
-	vhdx_free(fb->offsets);
-	memset(fb, 0, sizeof(*fb));
+	vhdx_free(fs->extents);
+	memset(fs, 0, sizeof(*fs));
 }
 
+static u64 vhdx_align_up(u64 v)
+{
+	return (v + VHDX_OBJECT_ALIGN - 1) & ~(VHDX_OBJECT_ALIGN - 1);
+}
+
+/*
+ * The gaps between the objects, which vhdx_objects_check() sorted and
+ * found disjoint; data_end already covers the space past the last one.
+ * Without memory to remember a gap, it stays unused: nothing is lost.
+ */
+void vhdx_space_add_gaps(struct vhdx_image *img,
+			 const struct vhdx_object *objs, u64 count)
+{
+	u64 i, start, end;
+
+	for (i = 1; i < count; i++) {
+		start = vhdx_align_up(objs[i - 1].offset + objs[i - 1].length);
+		end = objs[i].offset & ~(VHDX_OBJECT_ALIGN - 1);
+		if (end > start &&
+		    vhdx_extents_push(&img->free_space, start, end - start))
+			return;
+	}
+}
+
+/* From the last free extent that is large enough, then past data_end. */
 int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset)
 {
-	struct vhdx_free_blocks *fb = &img->free_blocks;
+	struct vhdx_free_space *fs = &img->free_space;
 	u64 start = img->data_end;
+	u32 i;
 
-	if (length == img->geo.block_size && fb->count) {
-		*offset = fb->offsets[--fb->count];
+	length = vhdx_align_up(length);
+	for (i = fs->count; i--; ) {
+		struct vhdx_free_extent *e = &fs->extents[i];
+
+		if (e->length < length)
+			continue;
+		*offset = e->offset;
+		e->offset += length;
+		e->length -= length;
+		if (!e->length)
+			fs->extents[i] = fs->extents[--fs->count];
 		return 0;
 	}
-	length = (length + VHDX_OBJECT_ALIGN - 1) & ~(VHDX_OBJECT_ALIGN - 1);
 	if (start > img->device_size || length > img->device_size - start)
 		return vhdx_fail(img, -ENOSPC,
 				 "no room for %llu bytes at %llu: the device has %llu bytes",
@@ -59,14 +97,15 @@ int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset)
  * until vhdx_space_recycle(); without memory to remember it, it stays
  * unused for good, which wastes space but loses nothing.
  */
-void vhdx_space_release(struct vhdx_image *img, u64 offset)
+void vhdx_space_release(struct vhdx_image *img, u64 offset, u64 length)
 {
-	vhdx_blocks_push(&img->released_blocks, offset);
+	if (length)
+		vhdx_extents_push(&img->released_space, offset, length);
 }
 
 bool vhdx_space_released(const struct vhdx_image *img)
 {
-	return img->released_blocks.count;
+	return img->released_space.count;
 }
 
 /*
@@ -76,15 +115,19 @@ bool vhdx_space_released(const struct vhdx_image *img)
  */
 void vhdx_space_recycle(struct vhdx_image *img)
 {
-	struct vhdx_free_blocks *rb = &img->released_blocks;
+	struct vhdx_free_space *rs = &img->released_space;
 
-	while (rb->count &&
-	       !vhdx_blocks_push(&img->free_blocks, rb->offsets[rb->count - 1]))
-		rb->count--;
+	while (rs->count) {
+		struct vhdx_free_extent *e = &rs->extents[rs->count - 1];
+
+		if (vhdx_extents_push(&img->free_space, e->offset, e->length))
+			break;
+		rs->count--;
+	}
 }
 
 void vhdx_space_free(struct vhdx_image *img)
 {
-	vhdx_blocks_free(&img->free_blocks);
-	vhdx_blocks_free(&img->released_blocks);
+	vhdx_extents_free(&img->free_space);
+	vhdx_extents_free(&img->released_space);
 }

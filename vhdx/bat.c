@@ -207,8 +207,10 @@ int vhdx_bat_check(struct vhdx_image *img)
 			objs[allocated++] = obj;
 	}
 	ret = vhdx_objects_check(img, objs, allocated);
-	if (!ret)
+	if (!ret) {
 		img->data_end = vhdx_objects_end(objs, allocated);
+		vhdx_space_add_gaps(img, objs, allocated);
+	}
 	vhdx_free(objs);
 	if (ret) {
 		char why[VHDX_ERROR_MAX];

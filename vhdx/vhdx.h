@@ -88,9 +88,14 @@ struct vhdx_txn {
 	guid_t data_write_guid;
 };
 
-/* Payload blocks given back by discards, by file offset (alloc.c). */
-struct vhdx_free_blocks {
-	u64 *offsets;
+/* Free space in the file, in 1 MiB aligned extents (alloc.c). */
+struct vhdx_free_extent {
+	u64 offset;
+	u64 length;
+};
+
+struct vhdx_free_space {
+	struct vhdx_free_extent *extents;
 	u32 count;
 	u32 capacity;
 };
@@ -130,8 +135,8 @@ struct vhdx_image {
 	__le64 *bat;			/* geo.bat_entries, as on disk */
 	u64 allocated_blocks;		/* payload blocks that own data */
 	u64 data_end;			/* 1 MiB aligned end of the last object */
-	struct vhdx_free_blocks free_blocks;	/* may be allocated again */
-	struct vhdx_free_blocks released_blocks; /* not yet */
+	struct vhdx_free_space free_space;	/* between objects, reusable */
+	struct vhdx_free_space released_space;	/* discarded, not yet */
 
 	enum vhdx_log_state log_state;
 	struct vhdx_overlay overlay;
@@ -326,9 +331,11 @@ u64 vhdx_bitmap_run(const struct vhdx_image *img, u64 sector, u64 count,
 int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk);
 void vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
 
-/* alloc.c: room for new blocks, past every object the image holds. */
+/* alloc.c: room for new blocks, where no object of the image lies. */
+void vhdx_space_add_gaps(struct vhdx_image *img,
+			 const struct vhdx_object *objs, u64 count);
 int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset);
-void vhdx_space_release(struct vhdx_image *img, u64 offset);
+void vhdx_space_release(struct vhdx_image *img, u64 offset, u64 length);
 bool vhdx_space_released(const struct vhdx_image *img);
 void vhdx_space_recycle(struct vhdx_image *img);
 void vhdx_space_free(struct vhdx_image *img);

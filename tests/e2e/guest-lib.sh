@@ -89,7 +89,8 @@ e2e_flush() {
 copyout_direct() {
 	name=$1; out=$2; seek=$3; bs=$4
 	dmesg -c > /dev/null
-	dd if=/dev/mapper/$name of="$out" bs="$bs" iflag=direct \
+	# coreutils dd (vm-run --bin): busybox dd may quietly drop O_DIRECT.
+	/usr/bin/dd if=/dev/mapper/$name of="$out" bs="$bs" iflag=direct \
 		oflag=seek_bytes seek=$((seek * 1048576)) conv=notrunc > /tmp/e2e-out 2>&1
 	rc=$?
 	res "$name" dcopy "$rc"

@@ -51,7 +51,10 @@ static void read_some(struct vhdx_image *img)
 
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
-	struct vhdx_image ro = { 0 }, rw = { 0 }, again = { 0 };
+	/* As the module opens images: differencing ones too. */
+	struct vhdx_image ro = { .accept_parent = true };
+	struct vhdx_image rw = { .accept_parent = true };
+	struct vhdx_image again = { .accept_parent = true };
 	struct fuzz_dev ro_d, rw_d, again_d;
 	u64 device_size;
 	int ro_ret, rw_ret;

@@ -1254,37 +1254,114 @@ static void alloc_sequence_and_enospc(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, img->data_end, 8 * VHDX_MiB);
 }
 
-/* Offsets from the allocator never land on an object of any image. */
-static void alloc_past_every_object(struct kunit *test)
+/* A 1 MiB unit of the device that the builder's layout occupies. */
+static bool tb_occupied(const struct vhdx_tb *tb, u64 mib)
+{
+	const struct vhdx_tb_params *p = &tb->p;
+	u64 at = mib * VHDX_MiB, i, e;
+
+	if (at < VHDX_HEADER_SECTION_SIZE ||
+	    (at >= p->log_offset && at < p->log_offset + p->log_length) ||
+	    (at >= p->bat_offset && at < p->bat_offset + p->bat_length) ||
+	    (at >= p->metadata_offset &&
+	     at < p->metadata_offset + p->metadata_length))
+		return true;
+	for (i = 0; i < tb->bat_entries; i++) {
+		e = le64_to_cpu(((const __le64 *)(tb->dev + p->bat_offset))[i]);
+		if ((e & 7) >= 6 && at >= (e & ~0xfffffULL) &&
+		    at < (e & ~0xfffffULL) + VHDX_MiB)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The allocator hands out every free 1 MiB of the device, the gaps
+ * between objects included, once each, and never one an object holds.
+ */
+static void alloc_every_free_place_once(struct kunit *test)
 {
 	struct vhdx_tb_params p = {
 		.log_offset = 6 * VHDX_MiB, .log_length = VHDX_MiB,
 		.bat_offset = VHDX_MiB, .device_size = 24 * VHDX_MiB,
 	};
 	struct vhdx_tb *tb = vhdx_tb_build(test, &p);
+	bool taken[24] = { false };
+	unsigned int i, free = 0, got = 0;
 	struct vhdx_image *img;
-	u64 off, prev = 0;
-	unsigned int i;
+	u64 off;
 
 	/* Blocks 0 and 1 in the gap before the log, block 2 after it. */
 	vhdx_tb_alloc_block(tb, 0);
 	vhdx_tb_alloc_block(tb, 1);
 	vhdx_tb_set_bat(tb, vhdx_tb_payload_index(tb, 2),
 			VHDX_PAYLOAD_FULLY_PRESENT, 9 * VHDX_MiB);
+	for (i = 0; i < ARRAY_SIZE(taken); i++) {
+		taken[i] = tb_occupied(tb, i);
+		free += !taken[i];
+	}
+	/* The gaps at 5 MiB and 7-8 MiB and the 14 MiB past the last block. */
+	KUNIT_ASSERT_EQ(test, free, 17U);
 	img = open_img(test, &tb->io, tb->size, false);
 	KUNIT_EXPECT_EQ(test, img->data_end,
 			expect_data_end(tb, 10 * VHDX_MiB));
-	for (i = 0; i < 14; i++) {
-		KUNIT_ASSERT_EQ_MSG(test, vhdx_space_alloc(img, VHDX_MiB, &off),
-				    0, "%s", img->error);
-		KUNIT_EXPECT_GE(test, off, 10 * VHDX_MiB);
-		KUNIT_EXPECT_EQ(test, off % VHDX_MiB, 0ULL);
-		if (i)
-			KUNIT_EXPECT_EQ(test, off, prev + VHDX_MiB);
-		prev = off;
+	while (!vhdx_space_alloc(img, VHDX_MiB, &off)) {
+		KUNIT_ASSERT_EQ(test, off % VHDX_MiB, 0ULL);
+		KUNIT_ASSERT_LT(test, off / VHDX_MiB, (u64)ARRAY_SIZE(taken));
+		KUNIT_EXPECT_FALSE_MSG(test, taken[off / VHDX_MiB],
+				       "%llu MiB handed out twice or taken",
+				       off / VHDX_MiB);
+		taken[off / VHDX_MiB] = true;
+		KUNIT_ASSERT_LE(test, ++got, free);
 	}
-	KUNIT_EXPECT_EQ(test, prev + VHDX_MiB, tb->size);
-	KUNIT_EXPECT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &off), -ENOSPC);
+	KUNIT_EXPECT_EQ(test, got, free);
+	KUNIT_EXPECT_NOT_NULL(test, strstr(img->error, "no room"));
+}
+
+/* A 2 MiB request is never cut from a 1 MiB gap. */
+static void alloc_gap_too_small(struct kunit *test)
+{
+	struct vhdx_tb_params p = {
+		.log_offset = 6 * VHDX_MiB, .log_length = VHDX_MiB,
+		.bat_offset = VHDX_MiB, .device_size = 12 * VHDX_MiB,
+	};
+	struct vhdx_tb *tb = vhdx_tb_build(test, &p);
+	struct vhdx_image *img;
+	u64 off;
+
+	vhdx_tb_alloc_block(tb, 0);
+	vhdx_tb_alloc_block(tb, 1);
+	img = open_img(test, &tb->io, tb->size, false);
+	/* Free: 5 MiB (1 MiB gap), then 7 MiB to the end. */
+	KUNIT_ASSERT_EQ(test, img->data_end, 7 * VHDX_MiB);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, 2 * VHDX_MiB, &off), 0);
+	KUNIT_EXPECT_EQ(test, off, 7 * VHDX_MiB);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &off), 0);
+	KUNIT_EXPECT_EQ(test, off, 5 * VHDX_MiB);
+}
+
+/* Released space comes back only through vhdx_space_recycle(). */
+static void alloc_release_recycle(struct kunit *test)
+{
+	struct vhdx_tb_params p = { .device_size = 8 * VHDX_MiB };
+	struct vhdx_tb *tb = vhdx_tb_build(test, &p);
+	struct vhdx_image *img;
+	u64 a, b, c;
+
+	img = open_img(test, &tb->io, tb->size, false);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &a), 0);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &b), 0);
+	vhdx_space_release(img, a, VHDX_MiB);
+	KUNIT_EXPECT_TRUE(test, vhdx_space_released(img));
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
+	KUNIT_EXPECT_NE(test, c, a);
+	vhdx_space_recycle(img);
+	KUNIT_EXPECT_FALSE(test, vhdx_space_released(img));
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
+	KUNIT_EXPECT_EQ(test, c, a);
+	/* Nothing of length 0 is kept. */
+	vhdx_space_release(img, b, 0);
+	KUNIT_EXPECT_FALSE(test, vhdx_space_released(img));
 }
 
 static struct kunit_case vhdx_log_write_cases[] = {
@@ -1329,7 +1406,9 @@ static struct kunit_suite vhdx_txn_suite = {
 static struct kunit_case vhdx_alloc_cases[] = {
 	KUNIT_CASE(alloc_data_end_after_open),
 	KUNIT_CASE(alloc_sequence_and_enospc),
-	KUNIT_CASE(alloc_past_every_object),
+	KUNIT_CASE(alloc_every_free_place_once),
+	KUNIT_CASE(alloc_gap_too_small),
+	KUNIT_CASE(alloc_release_recycle),
 	{}
 };
 

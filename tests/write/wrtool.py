@@ -398,6 +398,10 @@ def cmd_layout(a):
                 problems.append("DataWriteGuid unchanged (%s) although user data was written" % old)
     dev = a.device_size or now["file_size"]
     spans = [(name, off, off + n) for name, off, n in now["objects"] if n]
+    # New blocks may go anywhere the image held nothing before: past its end
+    # or in a gap between its objects (QEMU leaves slack after the metadata).
+    before_spans = [(name, off, n) for name, off, n in before["objects"] if n]
+    before_spans += [("block %s" % b, off, ext) for b, (off, ext) in before["blocks"].items()]
     for p, (off, ext) in now["blocks"].items():
         p = int(p)
         if off % MiB:
@@ -410,9 +414,11 @@ def cmd_layout(a):
         was = before.get("reserved", {}).get(str(p))
         if old is not None and old[0] != off:
             problems.append("block %d moved from %d to %d" % (p, old[0], off))
-        if old is None and off < before["used_end"] and not (was and was[0] == off):
-            problems.append("new block %d at %d lies inside the space used before (ends %d)" % (
-                p, off, before["used_end"]))
+        if old is None and not (was and was[0] == off):
+            for name, o, n in before_spans:
+                if off < o + n and o < off + ext:
+                    problems.append("new block %d at %d..%d overlaps %s (%d..%d) of the image before" % (
+                        p, off, off + ext, name, o, o + n))
         spans.append(("block %d" % p, off, off + ext))
     for p, (off, ext) in now["reserved"].items():
         spans.append(("space reserved for block %s" % p, off, off + ext))
