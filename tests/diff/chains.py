@@ -351,7 +351,9 @@ def write_crash_script(work, plan):
     lines.append('echo "DIFF-CRASH-SYNCED-2"')
     lines += guest_writes("x", c["unsynced"])
     lines.append('res x status-before-crash "$(dmsetup status x)"')
-    lines += ['echo "DIFF-CRASH-NOW"', "echo 1 > /proc/sys/kernel/sysrq",
+    # The serial console drains slowly: give the lines above time to
+    # reach the host before the reboot cuts them off.
+    lines += ['echo "DIFF-CRASH-NOW"', "sleep 1", "echo 1 > /proc/sys/kernel/sysrq",
               "echo b > /proc/sysrq-trigger", "sleep 30", 'echo "DIFF-CRASH-SURVIVED"']
     with open(os.path.join(work, "guest-crash.sh"), "w") as f:
         f.write("\n".join(lines) + "\n")

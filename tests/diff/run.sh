@@ -7,22 +7,28 @@
 # raw model built here and against libvhdi; the parents never change;
 # linkage, geometry and damaged-BAT refusals; a read-only chain; a crash in
 # the middle of a child's write session, replayed.  Two guest boots (6.12):
-# the crash, then everything else.  tests/diff/README.md has the details.
+# the crash, then everything else.  Group logwrites, two more boots: a
+# child's sector bitmap updates recorded on dm-log-writes, replayed up to
+# every flush and mark (and torn), each state mapped read-only and
+# read-write.  tests/diff/README.md has the details.
 #
 # Usage: tests/diff/run.sh [--keep] [--seed N] [--kernel 6.1|6.12]
+#                          [--only chains|logwrites]
 # Prints PASS/FAIL lines and "N passed, M failed"; exit 1 on a failure.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 keep=""
 kline=6.12
+only="chains logwrites"
 seed=${DIFF_SEED:-20261125}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--keep) keep=1; shift ;;
 	--seed) seed=${2:?}; shift 2 ;;
 	--kernel) kline=${2:?}; shift 2 ;;
-	*) echo "usage: $0 [--keep] [--seed N] [--kernel 6.1|6.12]" >&2; exit 2 ;;
+	--only) only=${2:?}; shift 2 ;;
+	*) echo "usage: $0 [--keep] [--seed N] [--kernel 6.1|6.12] [--only chains|logwrites]" >&2; exit 2 ;;
 	esac
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/dm-vhdx-diff.XXXXXX")
@@ -57,9 +63,69 @@ if [ -z "$ko" ]; then
 	ko=$(ls "$top"/build/$kglob/dm-vhdx.ko 2>/dev/null | head -1)
 	[ -n "$ko" ] || { fail build-module "$(tail -3 "$work/build.out")"; finish; }
 fi
+[ -z "${DIFF_MODULE:-}" ] || ko=$DIFF_MODULE	# another dm-vhdx.ko, e.g. a broken one
 $py -c 'import pyvhdi' 2>/dev/null || { fail libvhdi "python3-libvhdi (pyvhdi) missing"; finish; }
 
 echo "seed $seed, kernel $kline"
+# eval_lines CMD...: turn a python verdict stream into pass/fail calls.
+eval_lines() {
+	local line evaluated=""
+	while IFS= read -r line; do
+		case $line in
+		PASS\ *) pass "${line#PASS }" ;;
+		FAIL\ *) line=${line#FAIL }; fail "${line%%: *}" "${line#*: }" ;;
+		EVAL\ *) evaluated=1 ;;
+		*) echo "$line" ;;
+		esac
+	done < <("$@" 2>&1)
+	[ -n "$evaluated" ] || fail evaluate "$(basename "$2") $3 died (see above)"
+}
+
+# --- group logwrites: sector bitmap updates on dm-log-writes -------------
+# Two boots: the workload on dm-log-writes, then every replayed point.
+group_logwrites() {
+	local lw=$top/tests/diff/logwrites.py d=$work/lw rc psha start=$SECONDS out
+	if ! $py "$lw" gen "$work" "$setup" "$seed" >"$work/lw-gen.out" 2>&1; then
+		fail lw-plan "$(tail -5 "$work/lw-gen.out")"; return
+	fi
+	psha=$(sha256sum <"$d/base.vhdx" | cut -d' ' -f1)
+	truncate -s 64M "$d/log.img"
+	"$vm_run" --kernel "$kline" --module "$ko" --timeout 300 --files "$d/files" --bin "$gnu_dd" \
+		"$d/guest-record.sh" "$d/child.vhdx" "$d/log.img" "$d/base.vhdx:ro" \
+		>"$d/record-console.log" 2>&1
+	rc=$?
+	if [ "$rc" != 0 ] || ! grep -q -a '^DIFF-LW-RECORDED' "$d/record-console.log"; then
+		fail lw-record-boot "vm-run exit $rc: $(grep -a -E 'DIFF|vm-run|Oops|BUG' "$d/record-console.log" | tail -6 | tr '\n' ' ')"
+		return
+	fi
+	eval_lines $py "$lw" record-eval "$work" "$setup"
+	if ! out=$($py "$lw" points "$work" "${DIFF_LW_MAX_POINTS:-0}" "${DIFF_LW_MAX_TORN:-30}" 2>&1); then
+		fail lw-replay "$(echo "$out" | tail -3 | tr '\n' ' ')"; return
+	fi
+	echo "lw: $out" | tr '\n' ' '; echo
+	[ -n "$keep" ] || rm -f "$d/log.img"
+	truncate -s 0 "$d/out.raw"
+	truncate -s 600M "$d/out.raw"
+	"$vm_run" --kernel "$kline" --module "$ko" --mem 1536 --timeout 600 --files "$d/files" \
+		--bin "$setup" --bin "$gnu_dd" "$d/guest-verify.sh" \
+		"$d/out.raw" "$d/container.img:ro" "$d/base.vhdx:ro" >"$d/verify-console.log" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ] && grep -q -a '^DIFF-TAR-OK' "$d/verify-console.log"; then
+		pass lw-verify-boot
+	else
+		fail lw-verify-boot "vm-run exit $rc: $(grep -a -E 'vm-run|Oops|BUG|panic' "$d/verify-console.log" | tail -6 | tr '\n' ' ')"
+		return
+	fi
+	mkdir -p "$d/res"
+	tar -xf "$d/out.raw" -C "$d/res" 2>"$d/tar.err" || { fail lw-guest-archive "$(head -2 "$d/tar.err")"; return; }
+	[ -n "$keep" ] || rm -f "$d/out.raw" "$d/container.img"
+	[ "$(sha256sum <"$d/base.vhdx" | cut -d' ' -f1)" = "$psha" ] &&
+		pass lw-parent-unchanged || fail lw-parent-unchanged "base.vhdx changed"
+	eval_lines $py "$lw" evaluate "$work" "$setup"
+	echo "lw: group took $((SECONDS - start)) s"
+}
+case " $only " in *" logwrites "*) group_logwrites ;; esac
+case " $only " in *" chains "*) ;; *) finish ;; esac
 if ! $py "$chains" gen "$work" "$setup" "$seed" >"$work/gen.out" 2>&1; then
 	fail plan "$(tail -5 "$work/gen.out")"; finish
 fi
@@ -119,14 +185,5 @@ mkdir -p "$work/res"
 tar -xf "$work/out.raw" -C "$work/res" 2>"$work/tar.err" || fail guest-archive "$(head -2 "$work/tar.err")"
 [ -n "$keep" ] || rm -f "$work/out.raw"
 
-evaluated=""
-while IFS= read -r line; do
-	case $line in
-	PASS\ *) pass "${line#PASS }" ;;
-	FAIL\ *) line=${line#FAIL }; fail "${line%%: *}" "${line#*: }" ;;
-	EVAL\ *) evaluated=1 ;;
-	*) echo "$line" ;;
-	esac
-done < <($py "$chains" evaluate "$work" "$setup" 2>&1)
-[ -n "$evaluated" ] || fail evaluate "chains.py evaluate died (see above)"
+eval_lines $py "$chains" evaluate "$work" "$setup"
 finish
