@@ -80,19 +80,12 @@ static void expect_refused(struct kunit *test, struct vhdx_tb *tb,
 	KUNIT_EXPECT_NULL(test, img->locator);
 }
 
-static void txn_free_action(void *img)
-{
-	vhdx_txn_free(img);
-}
-
 /* A read-write differencing image through @r, ready for sessions. */
 static struct vhdx_image *open_txn(struct kunit *test, struct rec *r)
 {
 	struct vhdx_image *img = open_diff(test, &r->io, r->tb->size, false);
 
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_txn_init(img), 0, "%s", img->error);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, txn_free_action,
-							img), 0);
+	rec_txn_init(test, img);
 	return img;
 }
 
@@ -372,9 +365,7 @@ static void bitmap_set_exact(struct kunit *test)
 	const u64 block = 65536;
 
 	KUNIT_ASSERT_NOT_NULL(test, s);
-	KUNIT_ASSERT_EQ(test, vhdx_txn_init(img), 0);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, txn_free_action,
-							img), 0);
+	rec_txn_init(test, img);
 	s->want[0] = vhdx_tb_zalloc(test, SB_SIZE);
 	s->want[1] = vhdx_tb_zalloc(test, SB_SIZE);
 	KUNIT_ASSERT_NULL(test, img->bitmaps[0]);
@@ -818,10 +809,7 @@ static void open_ro_logged_payload_refused(struct kunit *test)
 		struct vhdx_image *img = open_diff(test, &tb->io, tb->size,
 						   false), *img2;
 
-		KUNIT_ASSERT_EQ(test, vhdx_txn_init(img), 0);
-		KUNIT_ASSERT_EQ(test,
-				kunit_add_action_or_reset(test, txn_free_action,
-							  img), 0);
+		rec_txn_init(test, img);
 		u.offset = k ? tb->next_free :
 			   vhdx_tb_get_bat(tb, vhdx_tb_payload_index(tb, 5)) &
 			   VHDX_BAT_OFFSET_MASK;

@@ -127,3 +127,15 @@ u32 expect_len(u32 count)
 {
 	return (DIV_ROUND_UP(count + 2, 128) + count) * SECT;
 }
+
+static void rec_txn_free(void *img)
+{
+	vhdx_txn_free(img);
+}
+
+void rec_txn_init(struct kunit *test, struct vhdx_image *img)
+{
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_txn_init(img), 0, "%s", img->error);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, rec_txn_free,
+							img), 0);
+}

@@ -37,6 +37,8 @@ void expect_op(struct kunit *test, const struct rec *r, unsigned int i,
 struct vhdx_tb *tb_clone(struct kunit *test, const struct vhdx_tb *tb,
 			 const u8 *dev);
 bool all_zero(const u8 *p, size_t len);
+/* vhdx_txn_init(), asserted, with vhdx_txn_free() when the test ends. */
+void rec_txn_init(struct kunit *test, struct vhdx_image *img);
 /* Bytes of a log entry of @count updates, computed from the format. */
 u32 expect_len(u32 count);
 

@@ -38,19 +38,12 @@ static struct vhdx_image *open_img(struct kunit *test,
 	return img;
 }
 
-static void txn_free_action(void *img)
-{
-	vhdx_txn_free(img);
-}
-
 /* A read-write image through @r, ready for sessions. */
 static struct vhdx_image *open_txn(struct kunit *test, struct rec *r)
 {
 	struct vhdx_image *img = open_img(test, &r->io, r->tb->size, false);
 
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_txn_init(img), 0, "%s", img->error);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, txn_free_action,
-							img), 0);
+	rec_txn_init(test, img);
 	return img;
 }
 
