@@ -403,35 +403,6 @@ static void bitmap_set_exact(struct kunit *test)
 
 /* ---- commits -------------------------------------------------------- */
 
-/* The active sequence is the one entry at @pos, and it holds @u. */
-static void expect_entry(struct kunit *test, struct vhdx_image *img, u32 pos,
-			 u64 sequence, const struct vhdx_log_update *u,
-			 u32 count)
-{
-	struct vhdx_overlay ov = { 0 };
-	struct vhdx_log_sequence seq;
-	u32 i;
-
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_log_find_active(img, &seq), 0, "%s",
-			    img->error);
-	KUNIT_EXPECT_EQ(test, seq.tail, pos);
-	KUNIT_EXPECT_EQ(test, seq.head, pos);
-	KUNIT_EXPECT_EQ(test, seq.entry_count, 1U);
-	KUNIT_EXPECT_EQ(test, seq.head_sequence, sequence);
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_log_collect(img, &seq, &ov), 0, "%s",
-			    img->error);
-	KUNIT_EXPECT_EQ(test, ov.count, count);
-	for (i = 0; i < count && i < ov.count; i++) {
-		KUNIT_EXPECT_EQ_MSG(test, ov.extents[i].offset, u[i].offset,
-				    "update %u", i);
-		KUNIT_EXPECT_EQ(test, ov.extents[i].length, (u64)SECT);
-		KUNIT_EXPECT_TRUE_MSG(test, ov.extents[i].data &&
-				      !memcmp(ov.extents[i].data, u[i].data,
-					      SECT), "update %u", i);
-	}
-	vhdx_overlay_free(&ov);
-}
-
 /*
  * A 4 GiB differencing image of 1 MiB blocks and 512-byte sectors: one
  * chunk of 4096 blocks, its sector bitmap entry is BAT entry 4096, in BAT
@@ -503,7 +474,7 @@ static void bitmap_commit(struct kunit *test)
 		expect_op(test, r, 3 + i, 'w', u[i].offset, SECT);
 	KUNIT_EXPECT_EQ(test, r->snap_op, 3U);
 	KUNIT_EXPECT_EQ(test, tb->misaligned, 0U);
-	expect_entry(test, img, SECT, 2, u, 6);
+	expect_active(test, img, SECT, 2, u, 6);
 
 	/* In place: the whole block is the bitmap, BAT likewise. */
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
@@ -775,7 +746,7 @@ static void open_ro_logged_bitmap_page(struct kunit *test)
 	expect_op(test, r, 3, 'w', sb, SECT);
 	u.offset = sb;
 	u.data = img->bitmaps[0]->bits;
-	expect_entry(test, img, SECT, 2, &u, 1);
+	expect_active(test, img, SECT, 2, &u, 1);
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
 	KUNIT_ASSERT_EQ(test, memcmp(r->snap + sb, bits, SB_SIZE), 0);
 

@@ -139,3 +139,31 @@ void rec_txn_init(struct kunit *test, struct vhdx_image *img)
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, rec_txn_free,
 							img), 0);
 }
+
+void expect_active(struct kunit *test, struct vhdx_image *img, u32 pos,
+		   u64 sequence, const struct vhdx_log_update *u, u32 count)
+{
+	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
+	struct vhdx_log_sequence seq;
+	u32 i;
+
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_log_find_active(img, &seq), 0, "%s",
+			    img->error);
+	KUNIT_EXPECT_EQ(test, seq.tail, pos);
+	KUNIT_EXPECT_EQ(test, seq.head, pos);
+	KUNIT_EXPECT_EQ(test, seq.entry_count, 1U);
+	KUNIT_EXPECT_EQ(test, seq.tail_sequence, sequence);
+	KUNIT_EXPECT_EQ(test, seq.head_sequence, sequence);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_log_collect(img, &seq, ov), 0, "%s",
+			    img->error);
+	KUNIT_ASSERT_EQ(test, ov->count, count);
+	for (i = 0; i < count; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, ov->extents[i].offset, u[i].offset,
+				    "update %u", i);
+		KUNIT_EXPECT_EQ(test, ov->extents[i].length, (u64)SECT);
+		KUNIT_ASSERT_NOT_NULL(test, ov->extents[i].data);
+		KUNIT_EXPECT_EQ_MSG(test,
+				    memcmp(ov->extents[i].data, u[i].data,
+					   SECT), 0, "update %u", i);
+	}
+}

@@ -37,6 +37,9 @@ void expect_op(struct kunit *test, const struct rec *r, unsigned int i,
 struct vhdx_tb *tb_clone(struct kunit *test, const struct vhdx_tb *tb,
 			 const u8 *dev);
 bool all_zero(const u8 *p, size_t len);
+/* The active log sequence is the one entry at @pos, and it holds @u. */
+void expect_active(struct kunit *test, struct vhdx_image *img, u32 pos,
+		   u64 sequence, const struct vhdx_log_update *u, u32 count);
 /* vhdx_txn_init(), asserted, with vhdx_txn_free() when the test ends. */
 void rec_txn_init(struct kunit *test, struct vhdx_image *img);
 /* Bytes of a log entry of @count updates, computed from the format. */

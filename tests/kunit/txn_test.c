@@ -161,39 +161,6 @@ static u8 *ring_copy(struct kunit *test, const struct vhdx_tb *tb, u32 pos,
 	return buf;
 }
 
-/*
- * The active sequence is exactly the one entry at @pos, and collecting it
- * gives back the @count updates, byte for byte.
- */
-static void expect_active(struct kunit *test, struct vhdx_image *img,
-			  u32 pos, u64 sequence,
-			  const struct vhdx_log_update *u, u32 count)
-{
-	struct vhdx_overlay *ov = vhdx_tb_new_overlay(test);
-	struct vhdx_log_sequence seq;
-	u32 i;
-
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_log_find_active(img, &seq), 0, "%s",
-			    img->error);
-	KUNIT_EXPECT_EQ(test, seq.tail, pos);
-	KUNIT_EXPECT_EQ(test, seq.head, pos);
-	KUNIT_EXPECT_EQ(test, seq.entry_count, 1U);
-	KUNIT_EXPECT_EQ(test, seq.tail_sequence, sequence);
-	KUNIT_EXPECT_EQ(test, seq.head_sequence, sequence);
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_log_collect(img, &seq, ov), 0, "%s",
-			    img->error);
-	KUNIT_ASSERT_EQ(test, ov->count, count);
-	for (i = 0; i < count; i++) {
-		KUNIT_EXPECT_EQ_MSG(test, ov->extents[i].offset, u[i].offset,
-				    "update %u", i);
-		KUNIT_EXPECT_EQ(test, ov->extents[i].length, (u64)SECT);
-		KUNIT_ASSERT_NOT_NULL(test, ov->extents[i].data);
-		KUNIT_EXPECT_EQ_MSG(test,
-				    memcmp(ov->extents[i].data, u[i].data,
-					   SECT), 0, "update %u", i);
-	}
-}
-
 /* An image whose log is @ring bytes at 1 MiB; nothing else changes. */
 static struct vhdx_tb *ring_tb(struct kunit *test, u32 ring)
 {
