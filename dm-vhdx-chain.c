@@ -77,6 +77,18 @@ static int vhdx_parent_open(struct dm_target *ti, struct vhdx_target *vt,
 		vhdx_set_error(ti, "Parent device lookup failed: %s", path);
 		return ret;
 	}
+	/* Sectors of the child are read from the parent one by one. */
+	if (bdev_logical_block_size(p->dev->bdev) >
+	    vt->img.geo.logical_sector_size) {
+		vhdx_set_error(ti,
+			       "Parent %s: device logical block size %u is larger than the image's logical sector size %u",
+			       p->dev->name,
+			       bdev_logical_block_size(p->dev->bdev),
+			       vt->img.geo.logical_sector_size);
+		dm_put_device(ti, p->dev);
+		p->dev = NULL;
+		return -EINVAL;
+	}
 	p->io = (struct vhdx_io) { .priv = p, .read = vhdx_parent_read };
 	p->img.accept_parent = true;
 	ret = vhdx_open(&p->img, &p->io, bdev_nr_bytes(p->dev->bdev), true);
@@ -186,7 +198,7 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 		in_block = sector & ((1ULL << shift) - 1);
 		len = min_t(sector_t, len, (1ULL << shift) - in_block);
 		index = vhdx_bat_payload_index(&img->geo, sector >> shift);
-		entry = le64_to_cpu(READ_ONCE(img->bat[index]));
+		entry = vhdx_bat_get(img, index);
 		switch (vhdx_bat_state(entry)) {
 		case VHDX_PAYLOAD_FULLY_PRESENT:
 			break;

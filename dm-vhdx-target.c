@@ -282,6 +282,40 @@ static bool vhdx_uses_as_parent(const struct vhdx_target *vt,
 }
 
 /*
+ * Under vhdx_registry_lock: a table that writes must not be of an image
+ * that a published table reads as a parent.
+ */
+static int vhdx_refuse_parent(struct dm_target *ti, struct vhdx_target *vt)
+{
+	struct vhdx_target *other;
+
+	if (vt->read_only)
+		return 0;
+	list_for_each_entry(other, &vhdx_registry, node) {
+		if (other->published && vhdx_uses_as_parent(other, vt->dev->bdev)) {
+			vhdx_set_error(ti, "%s is a parent image in %s: it cannot be written",
+				       vt->dev->name, vhdx_name(other));
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Before the image is opened, which may replay its log: a parent in a
+ * loaded chain must not change under its children at all.
+ */
+static int vhdx_check_not_parent(struct dm_target *ti, struct vhdx_target *vt)
+{
+	int ret;
+
+	mutex_lock(&vhdx_registry_lock);
+	ret = vhdx_refuse_parent(ti, vt);
+	mutex_unlock(&vhdx_registry_lock);
+	return ret;
+}
+
+/*
  * The last step of the constructor: no table may write an image that is a
  * parent in another.  Parents are compared only between published tables,
  * whose parents stay open until they are unpublished; publishing is
@@ -302,13 +336,9 @@ static int vhdx_publish(struct dm_target *ti, struct vhdx_target *vt)
 			ret = -EBUSY;
 			break;
 		}
-		if (!vt->read_only && vhdx_uses_as_parent(other, vt->dev->bdev)) {
-			vhdx_set_error(ti, "%s is a parent image in %s: it cannot be written",
-				       vt->dev->name, vhdx_name(other));
-			ret = -EBUSY;
-			break;
-		}
 	}
+	if (!ret)
+		ret = vhdx_refuse_parent(ti, vt);
 	vt->published = !ret;
 	mutex_unlock(&vhdx_registry_lock);
 	return ret;
@@ -395,7 +425,9 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ret = vhdx_register(ti, vt);
 	if (ret)
 		goto bad;
-	ret = vhdx_open_image(ti, vt);
+	ret = vhdx_check_not_parent(ti, vt);
+	if (!ret)
+		ret = vhdx_open_image(ti, vt);
 	if (ret)
 		goto bad_unregister;
 	vt->block_sector_shift = vt->img.geo.block_shift - SECTOR_SHIFT;
@@ -502,6 +534,7 @@ static int vhdx_map_write(struct vhdx_target *vt, struct bio *bio)
 		vhdx_mark_on_completion(vt, bio);
 	else if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
 		goto defer;
+	/* vhdx_bat_get() ordered the entry before this: see vhdx_bat_update(). */
 	if ((bio->bi_opf & REQ_FUA) && vhdx_txn_dirty(&vt->img))
 		goto defer;
 	vhdx_remap(vt, bio, entry);
@@ -518,6 +551,7 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 
 	vhdx_ctx(bio)->pinned = false;
 	vhdx_ctx(bio)->set_bits = false;
+	vhdx_ctx(bio)->allocating = false;
 	if (bio_op(bio) == REQ_OP_READ)
 		return vhdx_map_read(vt, bio);
 	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
@@ -544,7 +578,9 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 /*
  * A write into a partially present block makes its sectors present only
  * once its data is on the device: until then a read of them still gets
- * the parent's data, never what the child's block held before.
+ * the parent's data, never what the child's block held before.  A new
+ * block enters the BAT only then, for the same reason.  The worker ends
+ * such a bio, which brings it back here with both flags clear.
  */
 static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 		       blk_status_t *error)
@@ -552,13 +588,12 @@ static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 	struct vhdx_target *vt = ti->private;
 	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 
-	if (ctx->set_bits) {
-		ctx->set_bits = false;
-		if (!*error) {
-			vhdx_written(vt, bio);
-			return DM_ENDIO_INCOMPLETE;
-		}
+	/* A failed allocating write still has its space to give back. */
+	if (ctx->allocating || (ctx->set_bits && !*error)) {
+		vhdx_completed(vt, bio);
+		return DM_ENDIO_INCOMPLETE;
 	}
+	ctx->set_bits = false;
 	vhdx_unpin(vt, bio);
 	return DM_ENDIO_DONE;
 }
@@ -706,9 +741,14 @@ static void vhdx_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	unsigned int physical = max(geo->physical_sector_size,
 				    geo->logical_sector_size);
 
-	limits->logical_block_size = geo->logical_sector_size;
-	limits->physical_block_size = physical;
-	limits->io_min = physical;
+	/*
+	 * The stacked limits already hold those of the devices below, whose
+	 * logical block size the constructor found no larger than ours.
+	 */
+	limits->logical_block_size = max(limits->logical_block_size,
+					 geo->logical_sector_size);
+	limits->physical_block_size = max(limits->physical_block_size, physical);
+	limits->io_min = max(limits->io_min, limits->physical_block_size);
 	if (vt->discards) {
 		limits->discard_granularity = geo->block_size;
 		limits->max_hw_discard_sectors = UINT_MAX;

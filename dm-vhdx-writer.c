@@ -8,9 +8,16 @@
  * yet stable waits for the next commit, and commits are grouped: one
  * commit serves every flush queued behind it, and a timer bounds what a
  * crash without a flush can lose.
+ *
+ * Also as in dm-thin, a new block's BAT entry is set only once the write
+ * that allocated it has completed: no commit can make the entry stable
+ * before the data it points at, and a failed write leaves the block
+ * unallocated.  Until then reads of the block see zeros (or the parent),
+ * and other writes to it wait for the allocating one.
  */
 #include <linux/blkdev.h>
 #include <linux/jiffies.h>
+#include <linux/sched/mm.h>
 
 #include "dm-vhdx.h"
 
@@ -27,19 +34,23 @@ void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry)
 /*
  * A bio is pinned from before it reads its BAT entry until it completes,
  * so that a block given back by a discard is reused only once no bio can
- * still be on its way to it: either the discard's BAT change is seen by
- * the bio, or the bio's pin is seen by vhdx_recycle().
+ * still be on its way to it: either the bio sees the discard's BAT
+ * change, or vhdx_recycle() sees the bio's pin.  Without discards no
+ * block is ever given back, and nothing is counted.
  */
 void vhdx_pin(struct vhdx_target *vt, struct bio *bio)
 {
 	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+	unsigned int epoch;
 
-	if (!ctx->pinned) {
-		atomic_inc(&vt->inflight);
-		/* Pairs with vhdx_recycle(): the pin before the BAT read. */
-		smp_mb__after_atomic();
-		ctx->pinned = true;
-	}
+	if (!vt->discards || ctx->pinned)
+		return;
+	epoch = READ_ONCE(vt->epoch);
+	atomic_inc(&vt->pins[epoch]);
+	/* Pairs with vhdx_recycle(): the pin before the BAT read. */
+	smp_mb__after_atomic();
+	ctx->epoch = epoch;
+	ctx->pinned = true;
 }
 
 u64 vhdx_pin_entry(struct vhdx_target *vt, struct bio *bio, u64 index)
@@ -52,10 +63,13 @@ void vhdx_unpin(struct vhdx_target *vt, struct bio *bio)
 {
 	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 
-	if (ctx->pinned) {
-		ctx->pinned = false;
-		atomic_dec(&vt->inflight);
-	}
+	if (!ctx->pinned)
+		return;
+	ctx->pinned = false;
+	/* The last bio of a draining epoch lets the waiting allocations go. */
+	if (atomic_dec_and_test(&vt->pins[ctx->epoch]) &&
+	    READ_ONCE(vt->draining))
+		queue_work(vt->wq, &vt->worker);
 }
 
 /* The bio's sectors become present in the child when it completes. */
@@ -68,29 +82,50 @@ void vhdx_mark_on_completion(struct vhdx_target *vt, struct bio *bio)
 	ctx->sectors = bio_sectors(bio);
 }
 
-/* From end_io: the data is on the device; the worker sets the bits. */
-void vhdx_written(struct vhdx_target *vt, struct bio *bio)
+/* From end_io: the data write is done; the worker finishes the bio. */
+void vhdx_completed(struct vhdx_target *vt, struct bio *bio)
 {
 	unsigned long irqflags;
 
 	spin_lock_irqsave(&vt->lock, irqflags);
-	bio_list_add(&vt->written, bio);
+	bio_list_add(&vt->completed, bio);
 	spin_unlock_irqrestore(&vt->lock, irqflags);
 	queue_work(vt->wq, &vt->worker);
 }
 
-/*
- * Blocks given back are reused once their release is stable and no bio
- * but the caller's own @held ones (which map elsewhere) is in flight.
- */
-static void vhdx_recycle(struct vhdx_target *vt, int held)
+static void vhdx_recycle_now(struct vhdx_target *vt)
 {
-	if (!vhdx_space_released(&vt->img) || vhdx_txn_dirty(&vt->img))
+	vhdx_space_recycle(&vt->img);
+	vt->draining = false;
+}
+
+/*
+ * Blocks given back are reused in two steps.  Once their release is on
+ * stable storage they are sealed and a new epoch starts; once no bio of
+ * the old epoch is in flight, no bio can still be on its way to them.
+ * New bios pin the new epoch, so the old one drains under any load.
+ */
+static void vhdx_recycle(struct vhdx_target *vt)
+{
+	struct vhdx_image *img = &vt->img;
+
+	if (vt->draining) {
+		/* Pairs with vhdx_pin(). */
+		smp_mb();
+		if (atomic_read(&vt->pins[vt->epoch ^ 1]))
+			return;
+		vhdx_recycle_now(vt);
+	}
+	if (!vhdx_space_released(img) || vhdx_txn_dirty(img))
 		return;
-	/* Pairs with vhdx_pin(): the discard's BAT change before the count. */
+	vhdx_space_seal(img);
+	vt->draining = true;
+	/* The discards' BAT changes before the new epoch, the flip before the count. */
 	smp_mb();
-	if (atomic_read(&vt->inflight) == held)
-		vhdx_space_recycle(&vt->img);
+	WRITE_ONCE(vt->epoch, vt->epoch ^ 1);
+	smp_mb();
+	if (!atomic_read(&vt->pins[vt->epoch ^ 1]))
+		vhdx_recycle_now(vt);
 }
 
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio)
@@ -156,14 +191,21 @@ static int vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
 	return ret;
 }
 
+/*
+ * BLK_STS_AGAIN: there is no room now, but discarded blocks will be free
+ * after the next commit or once their epoch drains; the bio waits.
+ */
 static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset)
 {
 	struct vhdx_image *img = &vt->img;
 	int ret;
 
-	/* The bio being allocated for is pinned, and maps nowhere yet. */
-	vhdx_recycle(vt, 1);
+	vhdx_recycle(vt);
 	ret = vhdx_space_alloc(img, length, offset);
+	if (ret == -ENOSPC && (vt->draining || vhdx_space_released(img))) {
+		set_bit(VHDX_COMMIT_DUE, &vt->flags);
+		return BLK_STS_AGAIN;
+	}
 	if (ret == -ENOSPC) {
 		if (!test_and_set_bit(VHDX_NO_SPACE, &vt->flags))
 			DMERR("%s: out of space: %s", vhdx_name(vt), img->error);
@@ -201,12 +243,15 @@ static blk_status_t vhdx_bitmap_block(struct vhdx_target *vt, u64 chunk)
 	if (img->bitmaps[chunk])
 		return BLK_STS_OK;
 	status = vhdx_space(vt, VHDX_BITMAP_BLOCK_SIZE, &offset);
-	if (!status)
-		status = vhdx_zeroout(vt, offset, VHDX_BITMAP_BLOCK_SIZE);
-	if (!status && vhdx_bitmap_attach(img, chunk))
-		status = BLK_STS_RESOURCE;
 	if (status)
 		return status;
+	status = vhdx_zeroout(vt, offset, VHDX_BITMAP_BLOCK_SIZE);
+	if (!status && vhdx_bitmap_attach(img, chunk))
+		status = BLK_STS_RESOURCE;
+	if (status) {
+		vhdx_space_return(img, offset, VHDX_BITMAP_BLOCK_SIZE);
+		return status;
+	}
 	vhdx_bat_update(img, index, offset | VHDX_BITMAP_PRESENT);
 	return BLK_STS_OK;
 }
@@ -226,12 +271,27 @@ static bool vhdx_allocate_partial(struct vhdx_target *vt, struct bio *bio,
 	       bio_sectors(bio) < used;
 }
 
+static struct bio *vhdx_allocating(struct vhdx_target *vt, u64 index)
+{
+	struct vhdx_bio_ctx *ctx;
+
+	hash_for_each_possible(vt->allocating, ctx, pending, index)
+		if (ctx->index == index)
+			return dm_bio_from_per_bio_data(ctx, sizeof(*ctx));
+	return NULL;
+}
+
+/*
+ * Room for the block, zeroed where the write does not cover it; the BAT
+ * entry is only recorded in the bio, for vhdx_allocated().
+ */
 static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
-				  u64 index, u64 *entry)
+				  u64 index, u64 entry)
 {
 	struct vhdx_image *img = &vt->img;
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
-	bool partial = vhdx_allocate_partial(vt, bio, block, *entry);
+	bool partial = vhdx_allocate_partial(vt, bio, block, entry);
 	blk_status_t status = BLK_STS_OK;
 	u64 offset;
 
@@ -239,27 +299,62 @@ static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
 		status = vhdx_bitmap_block(vt, block >> img->geo.chunk_ratio_shift);
 	if (!status)
 		status = vhdx_space(vt, img->geo.block_size, &offset);
-	if (!status && !partial &&
-	    vhdx_zero_around(vt, bio, block, offset >> SECTOR_SHIFT))
-		status = BLK_STS_IOERR;
 	if (status)
 		return status;
-	*entry = offset | (partial ? VHDX_PAYLOAD_PARTIALLY_PRESENT :
-			   VHDX_PAYLOAD_FULLY_PRESENT);
-	vhdx_bat_update(img, index, *entry);
-	img->allocated_blocks++;
-	vhdx_arm_commit(vt);
+	if (!partial && vhdx_zero_around(vt, bio, block, offset >> SECTOR_SHIFT)) {
+		vhdx_space_return(img, offset, img->geo.block_size);
+		return BLK_STS_IOERR;
+	}
+	ctx->allocating = true;
+	ctx->index = index;
+	ctx->entry = offset | (partial ? VHDX_PAYLOAD_PARTIALLY_PRESENT :
+			       VHDX_PAYLOAD_FULLY_PRESENT);
+	bio_list_init(&ctx->waiters);
+	hash_add(vt->allocating, &ctx->pending, index);
+	if (partial)
+		vhdx_mark_on_completion(vt, bio);
 	return BLK_STS_OK;
 }
 
 /*
- * A FUA write is stable only once the BAT entry that maps it is: such a
- * write waits for the commit, as a flush does.
+ * The allocating write is done: on success its block enters the BAT, on
+ * failure its space is free again, as nothing ever pointed at it.  Either
+ * way the writes that waited for it are handled again.
+ */
+static void vhdx_allocated(struct vhdx_target *vt, struct bio *bio,
+			   struct bio_list *again)
+{
+	struct vhdx_image *img = &vt->img;
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+
+	hash_del(&ctx->pending);
+	ctx->allocating = false;
+	bio_list_merge(again, &ctx->waiters);
+	if (bio->bi_status) {
+		ctx->set_bits = false;
+		vhdx_space_return(img, vhdx_bat_offset(ctx->entry),
+				  img->geo.block_size);
+		return;
+	}
+	vhdx_bat_update(img, ctx->index, ctx->entry);
+	WRITE_ONCE(img->allocated_blocks, img->allocated_blocks + 1);
+	vhdx_arm_commit(vt);
+}
+
+/*
+ * A write that must be ordered after the BAT changes already made waits
+ * for the next commit: one with a pre-flush, and a FUA one into a block
+ * whose entry is not stable yet.  A FUA write that allocates or sets bits
+ * waits for a commit after it instead (vhdx_finish()).
  */
 static void vhdx_issue(struct vhdx_target *vt, struct bio *bio,
 		       struct bio_list *waiters)
 {
-	if (op_is_flush(bio->bi_opf) && vhdx_txn_dirty(&vt->img))
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+	bool after = ctx->allocating || ctx->set_bits;
+
+	if (vhdx_txn_dirty(&vt->img) &&
+	    ((bio->bi_opf & REQ_PREFLUSH) || ((bio->bi_opf & REQ_FUA) && !after)))
 		bio_list_add(waiters, bio);
 	else
 		dm_submit_bio_remap(bio, NULL);
@@ -270,6 +365,7 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 {
 	u64 index = vhdx_payload_index(vt, vhdx_bio_sector(vt, bio));
 	blk_status_t status = BLK_STS_OK;
+	struct bio *owner;
 	u64 entry;
 
 	if (test_bit(VHDX_FAILED, &vt->flags) || vhdx_session_open(vt)) {
@@ -281,22 +377,34 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 	case VHDX_PAYLOAD_FULLY_PRESENT:
 		break;
 	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
-		if (vt->img.geo.has_parent)
+		if (vt->img.geo.has_parent) {
+			vhdx_mark_on_completion(vt, bio);
 			break;
+		}
 		DMERR_LIMIT("%s: write to a partially present block without a parent",
 			    vhdx_name(vt));
 		status = BLK_STS_IOERR;
 		break;
 	default:
-		status = vhdx_allocate(vt, bio, index, &entry);
+		/* New space is never discarded before its entry exists. */
+		vhdx_unpin(vt, bio);
+		owner = vhdx_allocating(vt, index);
+		if (owner) {
+			bio_list_add(&vhdx_ctx(owner)->waiters, bio);
+			return;
+		}
+		status = vhdx_allocate(vt, bio, index, entry);
+		if (status == BLK_STS_AGAIN) {
+			bio_list_add(&vt->no_space, bio);
+			return;
+		}
+		entry = vhdx_ctx(bio)->entry;
 	}
 	if (status) {
 		bio->bi_status = status;
 		bio_endio(bio);
 		return;
 	}
-	if (vhdx_bat_state(entry) == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-		vhdx_mark_on_completion(vt, bio);
 	vhdx_remap(vt, bio, entry);
 	vhdx_issue(vt, bio, waiters);
 }
@@ -345,7 +453,7 @@ static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters,
 			bio->bi_status = BLK_STS_IOERR;
 		bio_endio(bio);
 	}
-	vhdx_recycle(vt, 0);
+	vhdx_recycle(vt);
 }
 
 /* Only whole blocks are given back; the rest of a discard is a hint. */
@@ -365,23 +473,23 @@ static void vhdx_discard_block(struct vhdx_target *vt, u64 block)
 	u64 index = vhdx_bat_payload_index(&img->geo, block);
 	u64 entry = vhdx_bat_entry(vt, index);
 	struct block_device *bdev = vt->dev->bdev;
+	u64 used = vhdx_block_used_length(&img->geo, block);
 
 	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
 		return;
 	vhdx_bat_update(img, index, VHDX_PAYLOAD_NOT_PRESENT);
-	img->allocated_blocks--;
+	WRITE_ONCE(img->allocated_blocks, img->allocated_blocks - 1);
 	/*
 	 * The space a block is known to own, as the overlap check counts it:
-	 * a short last block may have been allocated short.
+	 * a short last block may have been allocated short, by another
+	 * implementation, with the next object right behind its used length.
 	 */
 	vhdx_space_release(img, vhdx_bat_offset(entry),
-			   vhdx_block_used_length(&img->geo, block) &
-			   ~(VHDX_OBJECT_ALIGN - 1));
+			   used & ~(VHDX_OBJECT_ALIGN - 1));
 	/* Let a sparse file or a thin device free the space; only a hint. */
 	if (bdev_max_discard_sectors(bdev))
 		blkdev_issue_discard(bdev, vhdx_bat_offset(entry) >> SECTOR_SHIFT,
-				     img->geo.block_size >> SECTOR_SHIFT,
-				     GFP_NOIO);
+				     used >> SECTOR_SHIFT, GFP_NOIO);
 }
 
 static void vhdx_handle_discard(struct vhdx_target *vt, struct bio *bio)
@@ -408,45 +516,53 @@ static void vhdx_handle_discard(struct vhdx_target *vt, struct bio *bio)
 }
 
 /*
- * Writes into partially present blocks whose data is on the device: their
- * sectors become present.  A FUA one completes after the commit.
+ * Writes whose data is on the device (or failed): a new block enters the
+ * BAT, sectors of a partially present block become present.  A FUA one
+ * completes after the commit that makes this stable.
  */
-static void vhdx_set_written(struct vhdx_target *vt, struct bio_list *written,
-			     struct bio_list *acked)
+static void vhdx_finish(struct vhdx_target *vt, struct bio_list *completed,
+			struct bio_list *again, struct bio_list *acked)
 {
 	unsigned int lss_shift = ilog2(vt->img.geo.logical_sector_size) -
 				 SECTOR_SHIFT;
 	struct bio *bio;
 
-	while ((bio = bio_list_pop(written))) {
+	while ((bio = bio_list_pop(completed))) {
 		struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 
-		vhdx_bitmap_set(&vt->img, ctx->sector >> lss_shift,
-				ctx->sectors >> lss_shift);
-		vhdx_arm_commit(vt);
-		if (bio->bi_opf & REQ_FUA)
+		if (ctx->allocating)
+			vhdx_allocated(vt, bio, again);
+		if (ctx->set_bits) {
+			ctx->set_bits = false;
+			vhdx_bitmap_set(&vt->img, ctx->sector >> lss_shift,
+					ctx->sectors >> lss_shift);
+			vhdx_arm_commit(vt);
+		}
+		if (!bio->bi_status && (bio->bi_opf & REQ_FUA))
 			bio_list_add(acked, bio);
 		else
 			bio_endio(bio);
 	}
 }
 
-static void vhdx_worker(struct work_struct *work)
+static void vhdx_work(struct vhdx_target *vt)
 {
-	struct vhdx_target *vt = container_of(work, struct vhdx_target, worker);
-	struct bio_list bios, waiters, written, acked;
+	struct bio_list bios, waiters, completed, acked;
 	struct bio *bio;
 
 	bio_list_init(&waiters);
 	bio_list_init(&acked);
+	/* Those that waited for space go first, in their order. */
+	bios = vt->no_space;
+	bio_list_init(&vt->no_space);
 	spin_lock_irq(&vt->lock);
-	bios = vt->deferred;
+	bio_list_merge(&bios, &vt->deferred);
 	bio_list_init(&vt->deferred);
-	written = vt->written;
-	bio_list_init(&vt->written);
+	completed = vt->completed;
+	bio_list_init(&vt->completed);
 	spin_unlock_irq(&vt->lock);
 
-	vhdx_set_written(vt, &written, &acked);
+	vhdx_finish(vt, &completed, &bios, &acked);
 
 	while ((bio = bio_list_pop(&bios))) {
 		if (bio_op(bio) == REQ_OP_DISCARD)
@@ -459,6 +575,22 @@ static void vhdx_worker(struct work_struct *work)
 	if (!bio_list_empty(&waiters) || !bio_list_empty(&acked) ||
 	    test_and_clear_bit(VHDX_COMMIT_DUE, &vt->flags))
 		vhdx_commit_for(vt, &waiters, &acked);
+	/* Space came back without a bio to wake the worker: try again now. */
+	if (!bio_list_empty(&vt->no_space) && !vt->draining)
+		queue_work(vt->wq, &vt->worker);
+}
+
+/*
+ * Reclaim may write through this very device: nothing the worker
+ * allocates may wait for I/O.
+ */
+static void vhdx_worker(struct work_struct *work)
+{
+	struct vhdx_target *vt = container_of(work, struct vhdx_target, worker);
+	unsigned int noio = memalloc_noio_save();
+
+	vhdx_work(vt);
+	memalloc_noio_restore(noio);
 }
 
 static void vhdx_commit_timer(struct work_struct *work)
@@ -474,7 +606,9 @@ int vhdx_writer_init(struct vhdx_target *vt)
 {
 	spin_lock_init(&vt->lock);
 	bio_list_init(&vt->deferred);
-	bio_list_init(&vt->written);
+	bio_list_init(&vt->completed);
+	bio_list_init(&vt->no_space);
+	hash_init(vt->allocating);
 	INIT_WORK(&vt->worker, vhdx_worker);
 	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
 	vt->wq = alloc_ordered_workqueue("dm-vhdx", WQ_MEM_RECLAIM);
@@ -491,6 +625,7 @@ int vhdx_writer_init(struct vhdx_target *vt)
  */
 void vhdx_writer_stop(struct vhdx_target *vt)
 {
+	unsigned int noio;
 	int ret;
 
 	cancel_delayed_work_sync(&vt->commit_work);
@@ -499,13 +634,15 @@ void vhdx_writer_stop(struct vhdx_target *vt)
 	if (!test_bit(VHDX_SESSION, &vt->flags) ||
 	    test_bit(VHDX_FAILED, &vt->flags))
 		return;
+	noio = memalloc_noio_save();
 	ret = vhdx_session_end(&vt->img);
+	memalloc_noio_restore(noio);
 	if (ret) {
 		vhdx_set_failed(vt);
 		return;
 	}
 	clear_bit(VHDX_SESSION, &vt->flags);
-	vhdx_recycle(vt, 0);
+	vhdx_recycle(vt);
 }
 
 void vhdx_writer_exit(struct vhdx_target *vt)

@@ -8,6 +8,7 @@
 
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
+#include <linux/hashtable.h>
 #include <linux/workqueue.h>
 
 #include "vhdx/vhdx.h"
@@ -46,12 +47,18 @@ struct vhdx_extent {
 	bool bad;			/* partially present without a parent */
 };
 
-/* What map() records in each bio, for end_io. */
+/* What map() and the worker record in each bio, for end_io. */
 struct vhdx_bio_ctx {
-	bool pinned;			/* counted in vhdx_target.inflight */
+	bool pinned;			/* counted in vhdx_target.pins[epoch] */
+	u8 epoch;
 	bool set_bits;			/* mark its sectors present when done */
+	bool allocating;		/* its block's BAT entry waits for it */
 	sector_t sector;		/* virtual, for set_bits */
 	unsigned int sectors;
+	u64 index;			/* allocating: the BAT entry to set */
+	u64 entry;			/* and its value */
+	struct hlist_node pending;	/* in vhdx_target.allocating */
+	struct bio_list waiters;	/* writes to its block meanwhile */
 };
 
 /* Bits in vhdx_target.flags. */
@@ -76,12 +83,22 @@ struct vhdx_target {
 	struct list_head node;		/* in the registry of all tables */
 	unsigned int commit_ms;		/* 0: commit on flush only */
 	unsigned long flags;
-	atomic_t inflight;		/* bios mapped to a block, not done */
+
+	/*
+	 * Discarded blocks are reused once no bio that may have read their
+	 * old BAT entry is in flight: bios pin the current epoch; a reuse
+	 * starts a new one and waits for the old one's count to drain.
+	 */
+	unsigned int epoch;
+	atomic_t pins[2];
+	bool draining;			/* sealed space waits for pins[!epoch] */
 
 	/* Writes that need the worker, and the worker itself. */
 	spinlock_t lock;
 	struct bio_list deferred;
-	struct bio_list written;		/* set_bits bios that completed */
+	struct bio_list completed;	/* set_bits or allocating bios, done */
+	struct bio_list no_space;	/* worker only: wait for recycled space */
+	DECLARE_HASHTABLE(allocating, 6);	/* worker only: by BAT index */
 	struct workqueue_struct *wq;
 	struct work_struct worker;
 	struct delayed_work commit_work;
@@ -109,7 +126,7 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 int vhdx_writer_init(struct vhdx_target *vt);
 void vhdx_writer_exit(struct vhdx_target *vt);
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio);
-void vhdx_written(struct vhdx_target *vt, struct bio *bio);
+void vhdx_completed(struct vhdx_target *vt, struct bio *bio);
 void vhdx_writer_stop(struct vhdx_target *vt);
 void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry);
 void vhdx_pin(struct vhdx_target *vt, struct bio *bio);
@@ -137,7 +154,7 @@ static inline u64 vhdx_payload_index(struct vhdx_target *vt, sector_t sector)
 
 static inline u64 vhdx_bat_entry(struct vhdx_target *vt, u64 index)
 {
-	return le64_to_cpu(READ_ONCE(vt->img.bat[index]));
+	return vhdx_bat_get(&vt->img, index);
 }
 
 #endif /* DM_VHDX_H */

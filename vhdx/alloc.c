@@ -93,9 +93,19 @@ int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset)
 }
 
 /*
+ * Space that was allocated but never referenced (its data write failed):
+ * nothing can point at it, so it is free again at once.  Without memory
+ * to remember it, it stays unused, which wastes space but loses nothing.
+ */
+void vhdx_space_return(struct vhdx_image *img, u64 offset, u64 length)
+{
+	vhdx_extents_push(&img->free_space, offset, vhdx_align_up(length));
+}
+
+/*
  * A block no BAT entry points at any more, in memory.  It stays unused
- * until vhdx_space_recycle(); without memory to remember it, it stays
- * unused for good, which wastes space but loses nothing.
+ * until it is sealed and recycled; without memory to remember it, it
+ * stays unused for good, which wastes space but loses nothing.
  */
 void vhdx_space_release(struct vhdx_image *img, u64 offset, u64 length)
 {
@@ -103,31 +113,46 @@ void vhdx_space_release(struct vhdx_image *img, u64 offset, u64 length)
 		vhdx_extents_push(&img->released_space, offset, length);
 }
 
+/* Whether space was released since the last vhdx_space_seal(). */
 bool vhdx_space_released(const struct vhdx_image *img)
 {
-	return img->released_space.count;
+	return img->released_space.count > img->released_sealed;
 }
 
 /*
- * The caller guarantees that the BAT changes which released the blocks
- * are on stable storage (so no crash can bring back an entry pointing at
- * a reused block) and that no I/O to them is still in flight.
+ * The caller guarantees that the BAT changes which released everything
+ * released so far are on stable storage: no crash can bring back an
+ * entry pointing at these blocks.  Bios may still be on their way to
+ * them, so they wait for vhdx_space_recycle().
+ */
+void vhdx_space_seal(struct vhdx_image *img)
+{
+	img->released_sealed = img->released_space.count;
+}
+
+/*
+ * The caller guarantees that no I/O to the sealed blocks is in flight:
+ * they join the free space.  Those released after the seal stay.
  */
 void vhdx_space_recycle(struct vhdx_image *img)
 {
 	struct vhdx_free_space *rs = &img->released_space;
+	u32 done = 0;
 
-	while (rs->count) {
-		struct vhdx_free_extent *e = &rs->extents[rs->count - 1];
-
-		if (vhdx_extents_push(&img->free_space, e->offset, e->length))
-			break;
-		rs->count--;
-	}
+	while (done < img->released_sealed &&
+	       !vhdx_extents_push(&img->free_space, rs->extents[done].offset,
+				  rs->extents[done].length))
+		done++;
+	/* Not recycled for want of memory: dropped, as in vhdx_space_release(). */
+	memmove(rs->extents, rs->extents + img->released_sealed,
+		(rs->count - img->released_sealed) * sizeof(*rs->extents));
+	rs->count -= img->released_sealed;
+	img->released_sealed = 0;
 }
 
 void vhdx_space_free(struct vhdx_image *img)
 {
 	vhdx_extents_free(&img->free_space);
 	vhdx_extents_free(&img->released_space);
+	img->released_sealed = 0;
 }

@@ -118,7 +118,8 @@ u64 vhdx_bitmap_run(const struct vhdx_image *img, u64 sector, u64 count,
 	u64 chunk = vhdx_chunk_of(sector);
 	u64 i = sector % VHDX_SECTORS_PER_CHUNK, start = i;
 	u64 end = min_t(u64, VHDX_SECTORS_PER_CHUNK, i + count);
-	const struct vhdx_bitmap *b = READ_ONCE(img->bitmaps[chunk]);
+	/* Pairs with vhdx_bitmap_attach(): a published bitmap is all clear. */
+	const struct vhdx_bitmap *b = smp_load_acquire(&img->bitmaps[chunk]);
 	u8 same;
 
 	if (!b) {
@@ -148,7 +149,7 @@ int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk)
 		return vhdx_fail(img, -ENOMEM,
 				 "sector bitmap of chunk %llu: out of memory",
 				 (unsigned long long)chunk);
-	WRITE_ONCE(img->bitmaps[chunk], b);
+	smp_store_release(&img->bitmaps[chunk], b);
 	return 0;
 }
 

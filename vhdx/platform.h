@@ -21,6 +21,7 @@
 #include <linux/string.h>
 #include <linux/types.h>
 #include <linux/uuid.h>
+#include <asm/barrier.h>
 #include <asm/byteorder.h>
 
 static inline void *vhdx_alloc(size_t size)

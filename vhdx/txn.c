@@ -40,8 +40,15 @@ int vhdx_txn_init(struct vhdx_image *img)
 				 "log: %u bytes are too few to log one BAT sector",
 				 le32_to_cpu(img->header.log_length));
 	txn->dirty = vhdx_alloc(txn->bat_sectors / 8 + 1);
-	if (!txn->dirty)
+	/*
+	 * A commit may run while reclaim writes through this very device:
+	 * what it needs is allocated here, not then.
+	 */
+	txn->updates = vhdx_alloc(txn->max_updates * sizeof(*txn->updates));
+	if (!txn->dirty || !txn->updates) {
+		vhdx_txn_free(img);
 		return vhdx_fail(img, -ENOMEM, "out of memory for the BAT's dirty map");
+	}
 	return 0;
 }
 
@@ -49,6 +56,8 @@ void vhdx_txn_free(struct vhdx_image *img)
 {
 	vhdx_free(img->txn.dirty);
 	img->txn.dirty = NULL;
+	vhdx_free(img->txn.updates);
+	img->txn.updates = NULL;
 }
 
 static bool vhdx_txn_test(const struct vhdx_txn *txn, u32 sector)
@@ -61,11 +70,15 @@ void vhdx_bat_update(struct vhdx_image *img, u64 index, u64 entry)
 	struct vhdx_txn *txn = &img->txn;
 	u32 sector = (u32)(index / VHDX_BAT_ENTRIES_PER_SECTOR);
 
-	WRITE_ONCE(img->bat[index], cpu_to_le64(entry));
-	if (vhdx_txn_test(txn, sector))
-		return;
-	txn->dirty[sector / 8] |= 1U << (sector % 8);
-	WRITE_ONCE(txn->dirty_count, txn->dirty_count + 1);
+	if (!vhdx_txn_test(txn, sector)) {
+		txn->dirty[sector / 8] |= 1U << (sector % 8);
+		WRITE_ONCE(txn->dirty_count, txn->dirty_count + 1);
+	}
+	/*
+	 * Whoever sees the new entry (vhdx_bat_get()) also sees the commit
+	 * it is waiting for: a FUA write through it must not skip that.
+	 */
+	smp_store_release(&img->bat[index], cpu_to_le64(entry));
 }
 
 static int vhdx_txn_flush(struct vhdx_image *img, const char *when)
@@ -193,7 +206,7 @@ static int vhdx_txn_apply(struct vhdx_image *img,
 int vhdx_commit(struct vhdx_image *img)
 {
 	struct vhdx_txn *txn = &img->txn;
-	struct vhdx_log_update *updates;
+	struct vhdx_log_update *updates = txn->updates;
 	u64 start = 0;
 	u32 count;
 	int ret = 0;
@@ -202,9 +215,6 @@ int vhdx_commit(struct vhdx_image *img)
 		return 0;
 	if (!txn->session)
 		return vhdx_fail(img, -EINVAL, "commit outside a session");
-	updates = vhdx_alloc(txn->max_updates * sizeof(*updates));
-	if (!updates)
-		return vhdx_fail(img, -ENOMEM, "out of memory for a commit");
 	while ((count = vhdx_txn_gather(img, &start, updates))) {
 		ret = vhdx_txn_flush(img, "before a log entry");
 		if (!ret)
@@ -217,7 +227,6 @@ int vhdx_commit(struct vhdx_image *img)
 		if (ret)
 			break;
 	}
-	vhdx_free(updates);
 	if (ret)
 		return ret;
 	vhdx_txn_clean(img);

@@ -78,6 +78,7 @@ enum vhdx_log_state {
  */
 struct vhdx_txn {
 	u8 *dirty;			/* one bit per 4 KiB BAT sector */
+	struct vhdx_log_update *updates;	/* max_updates, for a commit */
 	u32 bat_sectors;
 	u32 dirty_count;		/* 0: everything is on stable storage */
 	u32 max_updates;		/* BAT sectors in one log entry */
@@ -101,6 +102,7 @@ struct vhdx_free_space {
 };
 
 struct vhdx_locator;
+struct vhdx_log_update;
 
 /*
  * A sector bitmap block in memory (bitmap.c), and which of its 4 KiB pages
@@ -137,6 +139,7 @@ struct vhdx_image {
 	u64 data_end;			/* 1 MiB aligned end of the last object */
 	struct vhdx_free_space free_space;	/* between objects, reusable */
 	struct vhdx_free_space released_space;	/* discarded, not yet */
+	u32 released_sealed;		/* of those: stable, I/O may be in flight */
 
 	enum vhdx_log_state log_state;
 	struct vhdx_overlay overlay;
@@ -321,6 +324,15 @@ static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
 }
 
 /*
+ * A BAT entry as another thread than the BAT's one writer sees it: with
+ * whatever vhdx_bat_update() did before publishing it.
+ */
+static inline u64 vhdx_bat_get(const struct vhdx_image *img, u64 index)
+{
+	return le64_to_cpu(smp_load_acquire(&img->bat[index]));
+}
+
+/*
  * bitmap.c: the sector bitmaps of a differencing image, one bit per
  * logical sector: set, the sector is in this image; clear, in the parent.
  */
@@ -335,8 +347,10 @@ void vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
 void vhdx_space_add_gaps(struct vhdx_image *img,
 			 const struct vhdx_object *objs, u64 count);
 int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset);
+void vhdx_space_return(struct vhdx_image *img, u64 offset, u64 length);
 void vhdx_space_release(struct vhdx_image *img, u64 offset, u64 length);
 bool vhdx_space_released(const struct vhdx_image *img);
+void vhdx_space_seal(struct vhdx_image *img);
 void vhdx_space_recycle(struct vhdx_image *img);
 void vhdx_space_free(struct vhdx_image *img);
 

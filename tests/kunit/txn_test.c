@@ -1300,7 +1300,11 @@ static void alloc_gap_too_small(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, off, 5 * VHDX_MiB);
 }
 
-/* Released space comes back only through vhdx_space_recycle(). */
+/*
+ * Released space comes back only through a seal (its release is stable)
+ * and then a recycle (no I/O in flight): what was released after the
+ * seal waits for the next one.
+ */
 static void alloc_release_recycle(struct kunit *test)
 {
 	struct vhdx_tb_params p = { .device_size = 8 * VHDX_MiB };
@@ -1315,13 +1319,45 @@ static void alloc_release_recycle(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, vhdx_space_released(img));
 	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
 	KUNIT_EXPECT_NE(test, c, a);
+	/* Not sealed: a recycle gives nothing back. */
 	vhdx_space_recycle(img);
+	KUNIT_EXPECT_TRUE(test, vhdx_space_released(img));
+	vhdx_space_seal(img);
 	KUNIT_EXPECT_FALSE(test, vhdx_space_released(img));
+	vhdx_space_release(img, b, VHDX_MiB);
+	KUNIT_EXPECT_TRUE(test, vhdx_space_released(img));
+	vhdx_space_recycle(img);
 	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
 	KUNIT_EXPECT_EQ(test, c, a);
+	/* b was released after the seal: still held back. */
+	KUNIT_EXPECT_TRUE(test, vhdx_space_released(img));
+	if (!vhdx_space_alloc(img, VHDX_MiB, &c))
+		KUNIT_EXPECT_NE(test, c, b);
+	vhdx_space_seal(img);
+	vhdx_space_recycle(img);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
+	KUNIT_EXPECT_EQ(test, c, b);
 	/* Nothing of length 0 is kept. */
 	vhdx_space_release(img, b, 0);
 	KUNIT_EXPECT_FALSE(test, vhdx_space_released(img));
+}
+
+/* Space that nothing ever pointed at is free again at once. */
+static void alloc_return(struct kunit *test)
+{
+	struct vhdx_tb_params p = { .device_size = 8 * VHDX_MiB };
+	struct vhdx_tb *tb = vhdx_tb_build(test, &p);
+	struct vhdx_image *img;
+	u64 a, c;
+
+	img = open_img(test, &tb->io, tb->size, false);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, 2 * VHDX_MiB, &a), 0);
+	vhdx_space_return(img, a, 2 * VHDX_MiB);
+	KUNIT_EXPECT_FALSE(test, vhdx_space_released(img));
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
+	KUNIT_EXPECT_EQ(test, c, a);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &c), 0);
+	KUNIT_EXPECT_EQ(test, c, a + VHDX_MiB);
 }
 
 static struct kunit_case vhdx_log_write_cases[] = {
@@ -1369,6 +1405,7 @@ static struct kunit_case vhdx_alloc_cases[] = {
 	KUNIT_CASE(alloc_every_free_place_once),
 	KUNIT_CASE(alloc_gap_too_small),
 	KUNIT_CASE(alloc_release_recycle),
+	KUNIT_CASE(alloc_return),
 	{}
 };
 

@@ -456,3 +456,80 @@ wr_pc_verify_fs() {
 	e2e_dmesg "$1"
 	unmap "$1"
 }
+
+# wr_lower ITEM DEV START TARGET...: ITEM-lower over DEV, linear below
+# sector START and TARGET (a device-mapper target line after its length,
+# with DEV and START in it as the caller wrote them) from START on, where
+# dm-vhdx puts new blocks.
+wr_lower() {
+	local n ldev start sz
+	n=$1; ldev=$2; start=$3
+	shift 3
+	sz=$(blockdev --getsz "$ldev")
+	printf '0 %s linear %s 0\n%s %s %s\n' "$start" "$ldev" "$start" $((sz - start)) "$*" |
+		dmsetup create "$n-lower" --noudevsync > /tmp/wr-dd 2>&1
+	res "$n" lower $?
+	dmsetup mknodes "$n-lower" > /dev/null 2>&1
+}
+
+# wr_stale_fail ITEM DEV SECTORS START OFF LEN SLOT: every write to the
+# sectors of DEV from START on fails while one whole block of LEN bytes is
+# written at virtual OFF; once the device works again a read-only mapping
+# copies that block to the output disk at SLOT (MiB).
+wr_stale_fail() {
+	local n ldev lo sz
+	n=$1; ldev=$2; lo=$1-lower
+	sz=$(blockdev --getsz "$ldev")
+	wr_lower "$n" "$ldev" "$4" error
+	map "$n" "/dev/mapper/$lo" rw "$3" || return 1
+	wr_one "/dev/mapper/$n" "$5" "$6" 0 direct
+	res "$n" write $?
+	e2e_dmesg "$n"
+	unmap "$n"
+	wr_swap "$lo" "0 $sz linear $ldev 0" > /tmp/wr-dd 2>&1
+	res "$n" restore $?
+	if map "$n-ro" "/dev/mapper/$lo" ro "$3"; then
+		wr_copy "$n-ro" "/dev/mapper/$n-ro" "$OUT" "$7" $(($5 / 1048576)) $(($6 / 1048576))
+		unmap "$n-ro"
+	fi
+	dmsetup remove --noudevsync "$lo" > /dev/null 2>&1
+}
+
+# wr_stale_cut ITEM DEV SECTORS START OFF LEN: writes to the sectors of DEV
+# from START on take 20 s (reads and flushes none) while one whole block
+# of LEN bytes is written at virtual OFF; the host kills QEMU after the
+# periodic commit and before that write lands.
+wr_stale_cut() {
+	wr_lower "$1" "$2" "$4" delay "$2" "$4" 0 "$2" "$4" 20000 "$2" "$4" 0
+	map "$1" "/dev/mapper/$1-lower" rw "$3" || return 1
+	wr_one "/dev/mapper/$1" "$5" "$6" 0 direct &
+	sleep 0.3
+	echo POWERCUT-GO
+	sleep 60
+}
+
+# wr_short_discard ITEM SECTORS BLOCKOFF BLOCKLEN SLOT FILESLOT: the image
+# /files/ITEM.vhdx in tmpfs behind /dev/loop0 (which passes discards on as
+# hole punches), mapped read-write; the short last block, from virtual
+# sector BLOCKOFF on, is discarded whole; then the first block (BLOCKLEN
+# bytes) is copied to the output disk at SLOT and the file at FILESLOT.
+wr_short_discard() {
+	local n f
+	n=$1; f=/tmp/$1.vhdx
+	cp "/files/$n.vhdx" "$f"
+	losetup /dev/loop0 "$f" > /tmp/wr-dd 2>&1
+	res "$n" losetup $?
+	map "$n" /dev/loop0 rw "$2" || { losetup -d /dev/loop0; return 1; }
+	blkdiscard -o $(($3 * 512)) -l $((($2 - $3) * 512)) "/dev/mapper/$n" > /tmp/wr-dd 2>&1
+	res "$n" discard $?
+	sync "/dev/mapper/$n"
+	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$5" 0 $(($4 / 1048576))
+	wr_status "$n"
+	e2e_dmesg "$n"
+	unmap "$n"
+	losetup -d /dev/loop0
+	dd if="$f" of="$OUT" bs=1048576 seek="$6" conv=notrunc > /dev/null 2>&1
+	res "$n" filecopy $?
+	res "$n" filesize "$(stat -c %s "$f")"
+	rm -f "$f"
+}

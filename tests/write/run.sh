@@ -12,7 +12,7 @@
 # Usage: tests/write/run.sh [--kernel 6.1|6.12|both] [--only GROUP[,GROUP...]]
 #                           [--seed N] [--keep] [--list]
 # Groups: host, mirror, ext4, fio, interop, enospc, failing, logwrites,
-#         powercut.  --kernel picks the kernels of mirror (default both);
+#         powercut, stale.  --kernel picks the kernels of mirror (default both);
 #         the other guest groups run on 6.12 unless --kernel names 6.1 only.
 #         --seed fixes the random writes and the power-cut moments (default:
 #         from the clock, printed first).
@@ -40,7 +40,7 @@ KERNEL=both
 ONLY=""
 KEEP=0
 SEED=""
-ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut"
+ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale"
 
 usage() {
 	sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -1469,6 +1469,148 @@ for tool in qemu-img qemu-io cmp "$PYTHON"; do
 done
 [ -x "$VM_RUN" ] || note "warning: $VM_RUN not found; guest tests will fail"
 note "seed $SEED (rerun with --seed $SEED to repeat the same writes and power-cut moments)"
+# ------------------------------------------------------------ group: stale
+#
+# Old device contents must never show through a new block.  Each image has
+# OLDDATA sectors past its used end (grow ... garbage), where new blocks
+# go, and a new block's data write is made to fail (an error target there)
+# or to be still in flight when QEMU is killed after a commit (a delay
+# target there, 20 s for writes, none for reads and flushes): dm-vhdx must
+# not have put the block in the BAT, so it reads as zeros.  A discard of
+# a short last block must not discard the block right behind its used
+# length either (loop over tmpfs, where discards punch holes).
+
+# zeros_at RAW OFF LEN WHAT -> empty or why LEN bytes at OFF are not zeros
+zeros_at() {
+	"$PYTHON" - "$@" <<-'EOF'
+	import sys
+	path, off, ln, what = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+	with open(path, "rb") as f:
+	    f.seek(off)
+	    b = f.read(ln)
+	if len(b) != ln or b.count(0) != ln:
+	    first = next((i for i, c in enumerate(b) if c), len(b))
+	    old = b.count(b"OLDDATA!")
+	    print("%s: byte %d of %d is not zero (%d sectors read as the device's old OLDDATA contents)"
+	          % (what, first, ln, old))
+	EOF
+}
+
+# short_image IMG: 8 MiB blocks, 33 MiB, so that block 4 uses 1 MiB;
+# block 0 (0x6b) lies right behind block 4's used length (0x5a), as an
+# implementation that allocates a short last block short would put it.
+short_image() {
+	local img=$1 e4 e0 x y
+	q qemu-img create -f vhdx -o block_size=8M,log_size=1M "$img" 33M
+	q qemu-io -f vhdx -c "write -P 0x5a 32M 1M" -c "write -P 0x6b 0 8M" "$img"
+	e4=$(mangle bat-get "$img" 4 --payload)
+	e0=$(mangle bat-get "$img" 0 --payload)
+	x=$(((e4 >> 20) << 20))
+	y=$(((e0 >> 20) << 20))
+	dd if="$img" of="$img" bs=$MiB skip=$((y / MiB)) seek=$((x / MiB + 1)) count=8 conv=notrunc status=none
+	mangle bat-set "$img" 0 $(((x + MiB) | 6)) --payload
+	truncate -s $((x + 9 * MiB)) "$img"
+}
+
+group_stale() {
+	local k=$OTHER_KERNEL d n img vsize used r st t
+	local -A S_IMG S_SLOT
+	plan_init stale
+	d=$BOOT_DIR
+	for n in stale-fail stale-cut; do
+		img=$d/$n.vhdx
+		q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" 16M
+		grow "$img" $((16 * MiB)) garbage
+		S_IMG[$n]=$img
+	done
+	vsize=$((16 * MiB))
+	used=$(wrt info "${S_IMG[stale-fail]}" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["used_end"])')
+	add_disk "${S_IMG[stale-fail]}"
+	slot "$MiB"
+	S_SLOT[stale-fail]=$SLOT
+	gs "wr_stale_fail stale-fail $LAST_DEV $((vsize / 512)) $((used / 512)) $((3 * MiB)) $MiB $SLOT"
+	n=short
+	short_image "$d/$n.vhdx"
+	r=$(qemu_check "$d/$n.vhdx")
+	verdict "stale[$k]/short-block-image-is-valid" "$r"
+	cp "$d/$n.vhdx" "$d/files/$n.vhdx"
+	slot $((8 * MiB))
+	S_SLOT[short]=$SLOT
+	slot $((48 * MiB))
+	S_SLOT[short-file]=$SLOT
+	gs "wr_short_discard short $((33 * MiB / 512)) $((32 * MiB / 512)) $((8 * MiB)) ${S_SLOT[short]} $SLOT"
+	boot "$k" "$k"
+
+	t="stale[$k]/failed-new-block-write-reads-zeros"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "$t" "$BOOT_ERR"
+	else
+		n=stale-fail
+		r=$(check_opened "$n")
+		[ -z "$r" ] && [ "$(rget "$n" write)" = 0 ] &&
+			r="the write into the failing device succeeded: the test put the error target in the wrong place"
+		[ -z "$r" ] && r=$(check_opened "$n-ro")
+		if [ -z "$r" ] && [ "$(rget "$n-ro" copy)" != 0 ]; then
+			r="reading the block back failed: $(rall "$n-ro" copyout | oneline 200)"
+		fi
+		[ -z "$r" ] && r=$(zeros_at "$BOOT_OUT" $((S_SLOT[$n] * MiB)) "$MiB" "the block whose write failed, read in the guest")
+		[ -z "$r" ] && r=$(qemu_check "${S_IMG[$n]}")
+		[ -z "$r" ] && r=$(to_raw "${S_IMG[$n]}" "$d/$n.raw")
+		[ -z "$r" ] && r=$(zeros_at "$d/$n.raw" 0 "$vsize" "the image as qemu-img reads it")
+		verdict "$t" "$r"
+	fi
+
+	t="stale[$k]/discard-of-short-block-stays-inside-it"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "$t" "$BOOT_ERR"
+	else
+		n=short
+		r=$(check_opened "$n")
+		[ -z "$r" ] && [ "$(rget "$n" discard)" != 0 ] && r="blkdiscard failed: $(dmesg_of "$n")"
+		st=$(rget "$n" wstatus)
+		[ -z "$r" ] && [ "$(st_alloc "$st")" != 1 ] && r="status after the discard: '$st' (expected 1 allocated block)"
+		if [ -z "$r" ]; then
+			head -c $((8 * MiB)) /dev/zero | tr '\0' '\153' > "$d/block0.exp"
+			extract "${S_SLOT[short]}" $((8 * MiB)) "$d/block0.got"
+			cmp -s "$d/block0.exp" "$d/block0.got" ||
+				r="block 0 (right behind the discarded short block) changed: $(cmp "$d/block0.exp" "$d/block0.got" 2>&1 | head -n 1 || true)"
+		fi
+		if [ -z "$r" ]; then
+			extract "${S_SLOT[short-file]}" "$(rget "$n" filesize)" "$d/$n.after.vhdx"
+			r=$(qemu_check "$d/$n.after.vhdx")
+			[ -z "$r" ] && r=$(to_raw "$d/$n.after.vhdx" "$d/$n.after.raw")
+			[ -z "$r" ] && ! cmp -s -n $((8 * MiB)) "$d/block0.exp" "$d/$n.after.raw" &&
+				r="block 0 of the image after the discard differs (qemu-img convert)"
+			[ -z "$r" ] && r=$(zeros_at "$d/$n.after.raw" $((32 * MiB)) "$MiB" "the discarded short block")
+		fi
+		verdict "$t" "$r"
+	fi
+
+	# The crash: QEMU is killed 3 s into a whole-block write that takes 20 s.
+	plan_init stale-cut
+	d=$BOOT_DIR
+	n=stale-cut
+	cp "${S_IMG[$n]}" "$d/$n.vhdx"
+	img=$d/$n.vhdx
+	add_disk "$img"
+	gs "wr_stale_cut $n $LAST_DEV $((vsize / 512)) $((used / 512)) $((5 * MiB)) $MiB"
+	boot "$k" cut --kill-after 3 --kill-mark POWERCUT-GO
+	t="stale[$k]/new-block-in-flight-at-a-crash-reads-zeros"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "$t" "$BOOT_ERR"
+	else
+		cp "$img" "$d/$n.q.vhdx"
+		r=""
+		qemu-img check -r all -f vhdx "$d/$n.q.vhdx" > "$d/qchk.log" 2>&1 ||
+			r="qemu-img check -r all: $(oneline 300 < "$d/qchk.log")"
+		[ -z "$r" ] && r=$(qemu_check "$d/$n.q.vhdx")
+		[ -z "$r" ] && r=$(to_raw "$d/$n.q.vhdx" "$d/$n.raw")
+		[ -z "$r" ] && r=$(zeros_at "$d/$n.raw" 0 "$vsize" "the image after the crash (QEMU's log replay)")
+		verdict "$t" "$r"
+	fi
+	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$WORK"/stale*/*.raw "$WORK"/stale*/*.vhdx
+}
+
 wrt pattern "$WORK/pat.bin" "$PAT_SIZE" "$SEED"
 
 run_group() {
@@ -1489,6 +1631,7 @@ run_group enospc group_enospc
 run_group failing group_failing
 run_group logwrites group_logwrites
 run_group powercut group_powercut
+run_group stale group_stale
 
 note "total $(elapsed) s"
 echo "$PASSED passed, $FAILED failed"
