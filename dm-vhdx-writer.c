@@ -120,9 +120,10 @@ static void vhdx_recycle(struct vhdx_target *vt)
 		return;
 	vhdx_space_seal(img);
 	vt->draining = true;
-	/* The discards' BAT changes before the new epoch, the flip before the count. */
+	/* The discards' BAT changes before the new epoch (vhdx_pin()). */
 	smp_mb();
 	WRITE_ONCE(vt->epoch, vt->epoch ^ 1);
+	/* The new epoch before the old one's count (vhdx_pin()). */
 	smp_mb();
 	if (!atomic_read(&vt->pins[vt->epoch ^ 1]))
 		vhdx_recycle_now(vt);

@@ -149,6 +149,7 @@ int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk)
 		return vhdx_fail(img, -ENOMEM,
 				 "sector bitmap of chunk %llu: out of memory",
 				 (unsigned long long)chunk);
+	/* Readers (vhdx_bitmap_run()) see it all clear, never half made. */
 	smp_store_release(&img->bitmaps[chunk], b);
 	return 0;
 }

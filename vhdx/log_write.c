@@ -106,7 +106,12 @@ int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
 		return vhdx_fail(img, -EINVAL,
 				 "log: an entry of %u updates does not fit in half the %u-byte log",
 				 count, size);
-	entry = vhdx_alloc(length);
+	/* A session's entries use the buffer of vhdx_txn_init(), not reclaim. */
+	entry = img->txn.entry;
+	if (entry && length <= img->txn.entry_length)
+		memset(entry, 0, length);
+	else
+		entry = vhdx_alloc(length);
 	if (!entry)
 		return vhdx_fail(img, -ENOMEM, "log: out of memory for an entry");
 	vhdx_log_fill_header(img, entry, log_guid, count, length);
@@ -116,7 +121,8 @@ int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
 	vhdx_checksum_set(entry, length,
 			  offsetof(struct vhdx_log_entry_header, checksum));
 	ret = vhdx_log_put(img, entry, length);
-	vhdx_free(entry);
+	if (entry != img->txn.entry)
+		vhdx_free(entry);
 	if (ret)
 		return vhdx_fail(img, ret, "log: write error %d at ring offset %u",
 				 ret, img->txn.log_pos);

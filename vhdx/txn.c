@@ -15,6 +15,12 @@
 #define VHDX_BAT_SECTOR			VHDX_LOG_SECTOR_SIZE
 #define VHDX_BAT_ENTRIES_PER_SECTOR	(VHDX_BAT_SECTOR / sizeof(__le64))
 
+/*
+ * A commit's log entry is built in a buffer allocated at open (see
+ * vhdx_txn_init()); this bounds it to about 1 MiB whatever the log size.
+ */
+#define VHDX_TXN_MAX_UPDATES	256
+
 /* Largest n whose entry fits in half the ring (see log_write.c). */
 static u32 vhdx_txn_max_updates(u32 log_length)
 {
@@ -22,7 +28,7 @@ static u32 vhdx_txn_max_updates(u32 log_length)
 
 	while (n && vhdx_log_entry_length(n) > log_length / 2)
 		n--;
-	return n;
+	return min_t(u32, n, VHDX_TXN_MAX_UPDATES);
 }
 
 int vhdx_txn_init(struct vhdx_image *img)
@@ -45,7 +51,9 @@ int vhdx_txn_init(struct vhdx_image *img)
 	 * what it needs is allocated here, not then.
 	 */
 	txn->updates = vhdx_alloc(txn->max_updates * sizeof(*txn->updates));
-	if (!txn->dirty || !txn->updates) {
+	txn->entry_length = vhdx_log_entry_length(txn->max_updates);
+	txn->entry = vhdx_alloc(txn->entry_length);
+	if (!txn->dirty || !txn->updates || !txn->entry) {
 		vhdx_txn_free(img);
 		return vhdx_fail(img, -ENOMEM, "out of memory for the BAT's dirty map");
 	}
@@ -58,6 +66,8 @@ void vhdx_txn_free(struct vhdx_image *img)
 	img->txn.dirty = NULL;
 	vhdx_free(img->txn.updates);
 	img->txn.updates = NULL;
+	vhdx_free(img->txn.entry);
+	img->txn.entry = NULL;
 }
 
 static bool vhdx_txn_test(const struct vhdx_txn *txn, u32 sector)

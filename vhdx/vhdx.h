@@ -79,6 +79,8 @@ enum vhdx_log_state {
 struct vhdx_txn {
 	u8 *dirty;			/* one bit per 4 KiB BAT sector */
 	struct vhdx_log_update *updates;	/* max_updates, for a commit */
+	u8 *entry;			/* a log entry of max_updates */
+	u32 entry_length;
 	u32 bat_sectors;
 	u32 dirty_count;		/* 0: everything is on stable storage */
 	u32 max_updates;		/* BAT sectors in one log entry */
@@ -329,6 +331,7 @@ static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
  */
 static inline u64 vhdx_bat_get(const struct vhdx_image *img, u64 index)
 {
+	/* Pairs with the release in vhdx_bat_update(). */
 	return le64_to_cpu(smp_load_acquire(&img->bat[index]));
 }
 

@@ -306,7 +306,8 @@ static void lw_round_trip_max(struct kunit *test)
 		struct vhdx_tb *tb = ring_tb(test, rings[i]);
 		struct rec *r = rec_new(test, tb);
 		struct vhdx_image *img = open_txn(test, r);
-		u32 max = expect_max_updates(rings[i]);
+		/* txn.c caps an entry at 256 updates (its buffer, ~1 MiB). */
+		u32 max = min(expect_max_updates(rings[i]), 256U);
 
 		KUNIT_EXPECT_EQ_MSG(test, img->txn.max_updates, max,
 				    "ring of %u", rings[i]);

@@ -533,3 +533,57 @@ wr_short_discard() {
 	res "$n" filesize "$(stat -c %s "$f")"
 	rm -f "$f"
 }
+
+# wr_discard_reuse ITEM SECTORS SLOT FILESLOT: the image /files/ITEM.vhdx in
+# tmpfs behind /dev/loop1, with room for each of its 1 MiB blocks exactly
+# once.  Every block is written (block i from pattern MiB i % 16); while
+# fio keeps 32 reads of the first half in flight from before the discard
+# to the end, the second half is discarded and written again (block i from MiB (i + 5) %
+# 16): only the discarded blocks' space can hold it.  The disk is copied
+# to the output disk at SLOT and the file at FILESLOT.
+wr_discard_reuse() {
+	local n f i bad fpid m=1048576
+	n=$1; f=/tmp/$1.vhdx
+	cp "/files/$n.vhdx" "$f"
+	losetup /dev/loop1 "$f" > /tmp/wr-dd 2>&1
+	res "$n" losetup $?
+	map "$n" /dev/loop1 rw "$2" || { losetup -d /dev/loop1; return 1; }
+	i=0; bad=0
+	while [ $i -lt 64 ]; do
+		wr_one "/dev/mapper/$n" $((i * m)) $m $((i % 16 * m)) direct || bad=$((bad + 1))
+		i=$((i + 1))
+	done
+	res "$n" fill "$bad"
+	wr_status "$n" full
+	fio --name=steady --filename="/dev/mapper/$n" --direct=1 --thread --rw=randread \
+		--bs=4k --ioengine=libaio --iodepth=32 --size=32m --time_based --runtime=40 \
+		--output=/tmp/fio.out > /dev/null 2>&1 &
+	fpid=$!
+	sleep 2
+	blkdiscard -o $((32 * m)) -l $((32 * m)) "/dev/mapper/$n" > /tmp/wr-dd 2>&1
+	res "$n" discard $?
+	wr_status "$n" discarded
+	sleep 2
+	i=32; bad=0
+	while [ $i -lt 64 ]; do
+		if ! wr_one "/dev/mapper/$n" $((i * m)) $m $(((i + 5) % 16 * m)) direct; then
+			bad=$((bad + 1))
+			[ "$bad" -le 3 ] && res "$n" refail "block $i: $(wr_err)"
+		fi
+		i=$((i + 1))
+	done
+	res "$n" refill "$bad"
+	kill -0 "$fpid" 2> /dev/null
+	res "$n" fiobusy $?
+	wait "$fpid"
+	res "$n" fio $?
+	sync "/dev/mapper/$n"
+	wr_status "$n" refilled
+	e2e_dmesg "$n"
+	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$3"
+	unmap "$n"
+	losetup -d /dev/loop1
+	dd if="$f" of="$OUT" bs=$m seek="$4" conv=notrunc > /dev/null 2>&1
+	res "$n" filesize "$(stat -c %s "$f")"
+	rm -f "$f"
+}

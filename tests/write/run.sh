@@ -12,7 +12,7 @@
 # Usage: tests/write/run.sh [--kernel 6.1|6.12|both] [--only GROUP[,GROUP...]]
 #                           [--seed N] [--keep] [--list]
 # Groups: host, mirror, ext4, fio, interop, enospc, failing, logwrites,
-#         powercut, stale.  --kernel picks the kernels of mirror (default both);
+#         powercut, stale, discard.  --kernel picks the kernels of mirror (default both);
 #         the other guest groups run on 6.12 unless --kernel names 6.1 only.
 #         --seed fixes the random writes and the power-cut moments (default:
 #         from the clock, printed first).
@@ -40,7 +40,7 @@ KERNEL=both
 ONLY=""
 KEEP=0
 SEED=""
-ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale"
+ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale discard"
 
 usage() {
 	sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -1611,6 +1611,72 @@ group_stale() {
 	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$WORK"/stale*/*.raw "$WORK"/stale*/*.vhdx
 }
 
+# ------------------------------------------------------------ group: discard
+#
+# Discarded blocks are given back and their space is reused, also while
+# other I/O is in flight all the time (fio, 32 reads deep): the image has
+# room for each block exactly once, so the second filling of the discarded
+# half fits only in the space the discard freed.  The content is checked
+# against a model, then qemu-img and libvhdi read the file.
+
+group_discard() {
+	local k=$OTHER_KERNEL d n=disc img used r t st i
+	local vsize=$((64 * MiB))
+	plan_init discard
+	BOOT_ARGS+=(--bin /usr/bin/fio)
+	d=$BOOT_DIR
+	img=$d/$n.vhdx
+	q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" "$vsize"
+	used=$(wrt info "$img" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["used_end"])')
+	truncate -s "$used" "$img"
+	grow "$img" "$vsize" garbage
+	cp "$img" "$d/files/$n.vhdx"
+	"$PYTHON" - "$WORK/pat.bin" "$d/$n.exp.raw" <<-'EOF'
+	import sys
+	pat = open(sys.argv[1], "rb").read()
+	m = 1 << 20
+	with open(sys.argv[2], "wb") as f:
+	    for i in range(64):
+	        src = (i % 16) if i < 32 else ((i + 5) % 16)
+	        f.write(pat[src * m:(src + 1) * m])
+	EOF
+	slot "$vsize"
+	local dslot=$SLOT
+	slot $((used + vsize))
+	gs "wr_discard_reuse $n $((vsize / 512)) $dslot $SLOT"
+	local fslot=$SLOT
+	boot "$k" "$k"
+	t="discard[$k]/reuse-under-steady-io"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "$t" "$BOOT_ERR"
+		return 0
+	fi
+	r=$(check_opened "$n")
+	[ -z "$r" ] && [ "$(rget "$n" fill)" != 0 ] && r="$(rget "$n" fill) of 64 writes failed while filling the image"
+	st=$(rget "$n" full)
+	[ -z "$r" ] && [ "$(st_alloc "$st")" != 64 ] && r="status when full: '$st'"
+	st=$(rget "$n" discarded)
+	[ -z "$r" ] && [ "$(rget "$n" discard)" != 0 ] && r="blkdiscard failed: $(dmesg_of "$n")"
+	[ -z "$r" ] && [ "$(st_alloc "$st")" != 32 ] && r="status after discarding half: '$st' (expected 32 allocated)"
+	verdict "$t/discard-gives-blocks-back" "$r"
+	r=""
+	[ "$(rget "$n" refill)" != 0 ] &&
+		r="$(rget "$n" refill) of 32 writes into discarded space failed: $(rall "$n" refail | oneline 300) status '$(rget "$n" refilled)'"
+	[ -z "$r" ] && [ "$(rget "$n" fiobusy)" != 0 ] && r="fio had stopped before the writes ended: the I/O was not steady"
+	[ -z "$r" ] && [ "$(rget "$n" fio)" != 0 ] && r="fio failed: $(dmesg_of "$n")"
+	st=$(rget "$n" refilled)
+	[ -z "$r" ] && { [ "$(st_alloc "$st")" != 64 ] || [ "$(st_health "$st")" != ok ]; } && r="status after the refill: '$st'"
+	[ -z "$r" ] && r=$(check_copy "$n" "$d/$n.exp.raw" "$dslot")
+	verdict "$t/freed-space-reused-while-busy" "$r"
+	extract "$fslot" "$(rget "$n" filesize)" "$d/$n.after.vhdx"
+	r=$(qemu_check "$d/$n.after.vhdx")
+	[ -z "$r" ] && r=$(to_raw "$d/$n.after.vhdx" "$d/$n.after.raw")
+	[ -z "$r" ] && ! cmp -s "$d/$n.exp.raw" "$d/$n.after.raw" && r="qemu-img reads other data than the model"
+	[ -z "$r" ] && r=$(wrt vhdi "$d/$n.after.vhdx" "$d/$n.exp.raw")
+	verdict "$t/image-after" "$r"
+	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.raw "$d"/*.vhdx
+}
+
 wrt pattern "$WORK/pat.bin" "$PAT_SIZE" "$SEED"
 
 run_group() {
@@ -1632,6 +1698,7 @@ run_group failing group_failing
 run_group logwrites group_logwrites
 run_group powercut group_powercut
 run_group stale group_stale
+run_group discard group_discard
 
 note "total $(elapsed) s"
 echo "$PASSED passed, $FAILED failed"
