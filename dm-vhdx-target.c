@@ -456,6 +456,12 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->num_discard_bios = 1;
 		ti->discards_supported = true;
 	}
+	/*
+	 * Where the device zeroes cheaply, so do we; in a differencing
+	 * image the block layer writes zeros as data instead.
+	 */
+	if (!vt->read_only && !vt->img.geo.has_parent)
+		ti->num_write_zeroes_bios = 1;
 	ti->private = vt;
 	return 0;
 bad_unload:
@@ -563,7 +569,8 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 		bio_set_dev(bio, vt->dev->bdev);
 		return DM_MAPIO_REMAPPED;
 	}
-	if (bio_op(bio) == REQ_OP_DISCARD && vt->discards) {
+	if ((bio_op(bio) == REQ_OP_DISCARD && vt->discards) ||
+	    (bio_op(bio) == REQ_OP_WRITE_ZEROES && ti->num_write_zeroes_bios)) {
 		vhdx_defer_bio(vt, bio);
 		return DM_MAPIO_SUBMITTED;
 	}

@@ -517,6 +517,59 @@ static void vhdx_handle_discard(struct vhdx_target *vt, struct bio *bio)
 }
 
 /*
+ * Zeroing: a block covered whole is given back where discards may and
+ * the caller allows (no REQ_NOUNMAP): it then reads as zeros, and a
+ * sparse file frees its space.  The rest of
+ * an allocated block is zeroed in place; blocks that own no data already
+ * read as zeros.  Differencing images take no such bio: there a block
+ * without data shows the parent.
+ */
+static void vhdx_handle_write_zeroes(struct vhdx_target *vt, struct bio *bio,
+				     struct bio_list *acked)
+{
+	unsigned int shift = vt->block_sector_shift;
+	sector_t start = vhdx_bio_sector(vt, bio);
+	sector_t end = start + bio_sectors(bio);
+	u64 block, last = (end - 1) >> shift;
+	blk_status_t status = BLK_STS_OK;
+
+	if (test_bit(VHDX_FAILED, &vt->flags) || vhdx_session_open(vt)) {
+		bio_io_error(bio);
+		return;
+	}
+	for (block = start >> shift; !status && block <= last; block++) {
+		u64 entry = vhdx_bat_entry(vt, vhdx_bat_payload_index(&vt->img.geo,
+								     block));
+		sector_t first = max_t(sector_t, start, block << shift);
+		sector_t stop = min_t(sector_t, end, (block + 1) << shift);
+		u64 in_block = (first - (block << shift)) << SECTOR_SHIFT;
+
+		switch (vhdx_bat_state(entry)) {
+		case VHDX_PAYLOAD_FULLY_PRESENT:
+			if (vt->discards && !(bio->bi_opf & REQ_NOUNMAP) &&
+			    vhdx_discard_covers(vt, block, start, end)) {
+				vhdx_discard_block(vt, block);
+				vhdx_arm_commit(vt);
+				break;
+			}
+			status = vhdx_zeroout(vt, vhdx_bat_offset(entry) + in_block,
+					      (u64)(stop - first) << SECTOR_SHIFT);
+			break;
+		case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+			DMERR_LIMIT("%s: write to a partially present block without a parent",
+				    vhdx_name(vt));
+			status = BLK_STS_IOERR;
+			break;
+		}
+	}
+	bio->bi_status = status;
+	if (!status && (bio->bi_opf & REQ_FUA) && vhdx_txn_dirty(&vt->img))
+		bio_list_add(acked, bio);
+	else
+		bio_endio(bio);
+}
+
+/*
  * Writes whose data is on the device (or failed): a new block enters the
  * BAT, sectors of a partially present block become present.  A FUA one
  * completes after the commit that makes this stable.
@@ -568,6 +621,8 @@ static void vhdx_work(struct vhdx_target *vt)
 	while ((bio = bio_list_pop(&bios))) {
 		if (bio_op(bio) == REQ_OP_DISCARD)
 			vhdx_handle_discard(vt, bio);
+		else if (bio_op(bio) == REQ_OP_WRITE_ZEROES)
+			vhdx_handle_write_zeroes(vt, bio, &acked);
 		else if (bio_sectors(bio))
 			vhdx_handle_write(vt, bio, &waiters);
 		else

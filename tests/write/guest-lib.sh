@@ -539,8 +539,9 @@ wr_short_discard() {
 # once.  Every block is written (block i from pattern MiB i % 16); while
 # fio keeps 32 reads of the first half in flight from before the discard
 # to the end, the second half is discarded and written again (block i from MiB (i + 5) %
-# 16): only the discarded blocks' space can hold it.  The disk is copied
-# to the output disk at SLOT and the file at FILESLOT.
+# 16): only the discarded blocks' space can hold it.  Then a hole punch
+# and a zeroout (write zeroes).  The disk is copied to the output disk at
+# SLOT and the file at FILESLOT.
 wr_discard_reuse() {
 	local n f i bad fpid m=1048576
 	n=$1; f=/tmp/$1.vhdx
@@ -579,6 +580,15 @@ wr_discard_reuse() {
 	res "$n" fio $?
 	sync "/dev/mapper/$n"
 	wr_status "$n" refilled
+	# A hole punch may unmap (block 9 whole, half of block 8); a zeroout
+	# may not (block 20 stays allocated).  Both must read as zeros.
+	/usr/bin/fallocate -p -o $((8 * m + m / 2)) -l $((m + m / 2)) "/dev/mapper/$n" > /tmp/wr-dd 2>&1
+	res "$n" punch $?
+	[ -s /tmp/wr-dd ] && res "$n" punchout "$(wr_err)"
+	/usr/sbin/blkdiscard -z -o $((20 * m)) -l $m "/dev/mapper/$n" > /tmp/wr-dd 2>&1
+	res "$n" zeroout $?
+	sync "/dev/mapper/$n"
+	wr_status "$n" zeroed
 	e2e_dmesg "$n"
 	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$3"
 	unmap "$n"

@@ -1623,7 +1623,7 @@ group_discard() {
 	local k=$OTHER_KERNEL d n=disc img used r t st i
 	local vsize=$((64 * MiB))
 	plan_init discard
-	BOOT_ARGS+=(--bin /usr/bin/fio)
+	BOOT_ARGS+=(--bin /usr/bin/fio --bin /usr/bin/fallocate --bin /usr/sbin/blkdiscard)
 	d=$BOOT_DIR
 	img=$d/$n.vhdx
 	q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" "$vsize"
@@ -1639,6 +1639,9 @@ group_discard() {
 	    for i in range(64):
 	        src = (i % 16) if i < 32 else ((i + 5) % 16)
 	        f.write(pat[src * m:(src + 1) * m])
+	    for off, ln in ((8 * m + m // 2, m + m // 2), (20 * m, m)):
+	        f.seek(off)
+	        f.write(bytes(ln))
 	EOF
 	slot "$vsize"
 	local dslot=$SLOT
@@ -1666,8 +1669,15 @@ group_discard() {
 	[ -z "$r" ] && [ "$(rget "$n" fio)" != 0 ] && r="fio failed: $(dmesg_of "$n")"
 	st=$(rget "$n" refilled)
 	[ -z "$r" ] && { [ "$(st_alloc "$st")" != 64 ] || [ "$(st_health "$st")" != ok ]; } && r="status after the refill: '$st'"
-	[ -z "$r" ] && r=$(check_copy "$n" "$d/$n.exp.raw" "$dslot")
 	verdict "$t/freed-space-reused-while-busy" "$r"
+	r=""
+	[ "$(rget "$n" punch)" != 0 ] && r="a hole punch (write zeroes that may unmap) failed: $(rall "$n" punchout | oneline 200)"
+	[ -z "$r" ] && [ "$(rget "$n" zeroout)" != 0 ] && r="blkdiscard -z failed"
+	st=$(rget "$n" zeroed)
+	[ -z "$r" ] && [ "$(st_alloc "$st")" != 63 ] &&
+		r="status after the punch: '$st' (expected 63: the block punched whole given back, the zeroed-out one kept)"
+	[ -z "$r" ] && r=$(check_copy "$n" "$d/$n.exp.raw" "$dslot")
+	verdict "$t/write-zeroes" "$r"
 	extract "$fslot" "$(rget "$n" filesize)" "$d/$n.after.vhdx"
 	r=$(qemu_check "$d/$n.after.vhdx")
 	[ -z "$r" ] && r=$(to_raw "$d/$n.after.vhdx" "$d/$n.after.raw")
