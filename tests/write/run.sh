@@ -126,6 +126,20 @@ qemu_check() {
 # to_raw IMG RAW: qemu-img's reading of the image.
 to_raw() { qemu-img convert -f vhdx -O raw "$1" "$2" 2>&1 | oneline 300; }
 
+# qemu_repair IMG COPY RAW -> empty or why QEMU cannot repair a copy of
+# IMG (replaying its log), check it clean and read it into RAW.
+qemu_repair() {
+	cp "$1" "$2"
+	if ! qemu-img check -r all -f vhdx "$2" > "$2.chk" 2>&1; then
+		echo "qemu-img check -r all: $(oneline 300 < "$2.chk")"
+		return 0
+	fi
+	local why
+	why=$(qemu_check "$2")
+	[ -z "$why" ] || { echo "$why"; return 0; }
+	to_raw "$2" "$3"
+}
+
 # grow IMG BYTES garbage|zero: make room for new blocks past the end of the
 # file; with garbage, every byte the image does not use (from the end of
 # its used space on) becomes old data that new blocks must never show.
@@ -1388,13 +1402,7 @@ group_powercut() {
 		P_IMG[$n]=$d/$n.vhdx
 		cp "$BOOT_DIR/$n.base.raw" "$d/$n.base.raw"
 
-		# QEMU's repair of a copy.
-		cp "$img" "$d/$n.q.vhdx"
-		r=""
-		qemu-img check -r all -f vhdx "$d/$n.q.vhdx" > "$d/qchk.log" 2>&1 ||
-			r="qemu-img check -r all: $(oneline 300 < "$d/qchk.log")"
-		[ -z "$r" ] && r=$(qemu_check "$d/$n.q.vhdx")
-		[ -z "$r" ] && r=$(to_raw "$d/$n.q.vhdx" "$d/$n.q.raw")
+		r=$(qemu_repair "$img" "$d/$n.q.vhdx" "$d/$n.q.raw")
 		if [ -z "$r" ] && [ "$kind" = raw ]; then
 			r=$(wrt history "$d/$n.ops" "$WORK/pat.bin" "$d/$n.base.raw" "$d/$n.q.raw" --done "$m" \
 				--bs "$bs" --expected-out "$d/h.raw")
@@ -1599,12 +1607,7 @@ group_stale() {
 	if [ -n "$BOOT_ERR" ]; then
 		fail "$t" "$BOOT_ERR"
 	else
-		cp "$img" "$d/$n.q.vhdx"
-		r=""
-		qemu-img check -r all -f vhdx "$d/$n.q.vhdx" > "$d/qchk.log" 2>&1 ||
-			r="qemu-img check -r all: $(oneline 300 < "$d/qchk.log")"
-		[ -z "$r" ] && r=$(qemu_check "$d/$n.q.vhdx")
-		[ -z "$r" ] && r=$(to_raw "$d/$n.q.vhdx" "$d/$n.raw")
+		r=$(qemu_repair "$img" "$d/$n.q.vhdx" "$d/$n.raw")
 		[ -z "$r" ] && r=$(zeros_at "$d/$n.raw" 0 "$vsize" "the image after the crash (QEMU's log replay)")
 		verdict "$t" "$r"
 	fi
