@@ -14,39 +14,23 @@
 
 #include "../vhdx/create.h"
 #include "../vhdx/parent.h"
-#include "vhdxsetup-dm.h"
+#include "vhdxsetup.h"
 
 /* <linux/fs.h> would clash with the __le types of vhdx-user.h. */
 #ifndef BLKGETSIZE64
 #define BLKGETSIZE64	_IOR(0x12, 114, size_t)
 #endif
 
-/* Exit statuses; documented in the man page, keep them stable. */
-#define EXIT_OK		0	/* done; check: no problems */
-#define EXIT_PROBLEMS	1	/* the image is damaged or not a VHDX image */
-#define EXIT_TROUBLE	2	/* bad usage, or the file cannot be read/written */
 
 #define VHDXSETUP_CREATOR	"vhdxsetup"
 
-static const char *progname = "vhdxsetup";
+const char *progname = "vhdxsetup";
 
-struct command {
-	const char *name;
-	int (*run)(int argc, char **argv);
-	const char *usage;
-	const char *summary;
-};
 
-static const struct command *find_command(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* The device behind struct vhdx_io: a file or block device. */
 
-struct image_file {
-	const char *path;
-	int fd;
-	u64 size;
-};
 
 static int file_read(void *priv, u64 offset, void *buf, size_t len)
 {
@@ -95,7 +79,7 @@ static int file_flush(void *priv)
 	return fsync(f->fd) ? -errno : 0;
 }
 
-static int image_file_open(struct image_file *f, const char *path, int flags)
+int image_file_open(struct image_file *f, const char *path, int flags)
 {
 	struct stat st;
 
@@ -120,7 +104,7 @@ fail:
 	return -1;
 }
 
-static void image_io_init(struct vhdx_io *io, struct image_file *f,
+void image_io_init(struct vhdx_io *io, struct image_file *f,
 			  bool writable)
 {
 	memset(io, 0, sizeof(*io));
@@ -137,7 +121,7 @@ static void image_io_init(struct vhdx_io *io, struct image_file *f,
  * img->locator holds the parsed parent locator (empty, count 0, for an
  * image without a parent) until vhdx_close().  @img must be zeroed.
  */
-static int image_open(struct vhdx_image *img, const struct vhdx_io *io,
+int image_open(struct vhdx_image *img, const struct vhdx_io *io,
 		      u64 size, bool read_only)
 {
 	img->accept_parent = true;
@@ -145,7 +129,7 @@ static int image_open(struct vhdx_image *img, const struct vhdx_io *io,
 }
 
 /* The image is damaged, or the device failed us: tell which. */
-static int open_error_status(int err)
+int open_error_status(int err)
 {
 	return err == -EIO || err == -ENOMEM || err == -EOPNOTSUPP ?
 	       EXIT_TROUBLE : EXIT_PROBLEMS;
@@ -154,7 +138,7 @@ static int open_error_status(int err)
 /* ------------------------------------------------------------------ */
 /* Argument helpers. */
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
 	const struct command *c = find_command(cmd);
 
@@ -166,7 +150,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 }
 
 /* A byte count with an optional binary K, M, G or T suffix. */
-static int parse_size(const char *s, u64 *out)
+int parse_size(const char *s, u64 *out)
 {
 	unsigned long long v;
 	unsigned int shift = 0;
@@ -210,7 +194,7 @@ static int parse_size(const char *s, u64 *out)
 	return 0;
 }
 
-static int parse_u32_size(const char *s, u32 *out)
+int parse_u32_size(const char *s, u32 *out)
 {
 	u64 v;
 
@@ -571,7 +555,7 @@ static const char *log_state_name(enum vhdx_log_state state)
 }
 
 /* Fixed means every payload block owns its space in the file. */
-static bool image_is_fixed(const struct vhdx_image *img)
+bool image_is_fixed(const struct vhdx_image *img)
 {
 	u64 b;
 
@@ -585,7 +569,7 @@ static bool image_is_fixed(const struct vhdx_image *img)
 	return true;
 }
 
-static void json_string(const char *s)
+void json_string(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {
@@ -921,7 +905,7 @@ static int cmd_check(int argc, char **argv)
 /* open, close, status */
 
 /* Device-mapper names: no slash, at most 127 bytes. */
-static int check_name(const char *cmd, const char *name)
+int check_name(const char *cmd, const char *name)
 {
 	if (!*name || strchr(name, '/') || strlen(name) > 127 ||
 	    !strcmp(name, ".") || !strcmp(name, ".."))
@@ -985,27 +969,6 @@ static int open_extend(struct image_file *f, const struct vhdx_image *img,
 	return 0;
 }
 
-/* The module's limit (VHDX_MAX_PARENTS in dm-vhdx.h). */
-#define OPEN_MAX_PARENTS	32
-
-/* One image of a chain: the child (link 0), then its parents. */
-struct chain_link {
-	char path[PATH_MAX];		/* as given; a parent's as resolved */
-	struct image_file f;
-	struct vhdx_io io;
-	struct vhdx_image img;
-	dev_t st_dev;
-	ino_t st_ino;
-	bool regular;
-	bool opened;			/* img is open */
-	int lfd;			/* the loop device, or -1 */
-	char dev[PATH_MAX];		/* what the table names */
-};
-
-struct chain {
-	unsigned int count;		/* links with an open file */
-	struct chain_link link[1 + OPEN_MAX_PARENTS];
-};
 
 /* Opens link @l's file (already in l->path) and its image, read-only. */
 static int link_open(struct chain_link *l, int flags)
@@ -1036,7 +999,7 @@ static int link_open(struct chain_link *l, int flags)
 	return EXIT_OK;
 }
 
-static void chain_free(struct chain *c)
+void chain_free(struct chain *c)
 {
 	unsigned int i;
 
@@ -1208,7 +1171,7 @@ static int chain_add_parent(struct chain *c)
  * Opens @path and, for a differencing image, its parents up the chain
  * from the parent locators, checking each link as the module does.
  */
-static int chain_open(struct chain **out, const char *path, bool read_only)
+int chain_open(struct chain **out, const char *path, bool read_only)
 {
 	struct chain *c = calloc(1, sizeof(*c));
 	unsigned int i;
@@ -1324,7 +1287,7 @@ out:
 }
 
 /* Looks NAME up; only devices that open made, unless @any_vhdx. */
-static int find_mapping(const char *name, struct vhdx_mapping *m,
+int find_mapping(const char *name, struct vhdx_mapping *m,
 			bool any_vhdx)
 {
 	char err[VHDXSETUP_ERR_MAX];
@@ -1581,7 +1544,7 @@ static const struct command commands[] = {
 	  "show the image, parents, mode and state of /dev/mapper/NAME" },
 };
 
-static const struct command *find_command(const char *name)
+const struct command *find_command(const char *name)
 {
 	size_t i;
 

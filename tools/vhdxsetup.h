@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What vhdxsetup's subcommands share: exit statuses, the image file behind
+ * struct vhdx_io, argument parsing and parent chains.  Each subcommand
+ * beyond the first few lives in its own vhdxsetup-<name>.c.
+ */
+#ifndef VHDXSETUP_H
+#define VHDXSETUP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "vhdx-user.h"
+#include "../vhdx/vhdx.h"
+#include "vhdxsetup-dm.h"
+
+/* Exit statuses; documented in the man page, keep them stable. */
+#define EXIT_OK		0	/* done; check: no problems */
+#define EXIT_PROBLEMS	1	/* the image is damaged or not a VHDX image */
+#define EXIT_TROUBLE	2	/* bad usage, or the file cannot be read/written */
+
+extern const char *progname;
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+	const char *summary;
+};
+
+const struct command *find_command(const char *name);
+
+/* The device behind struct vhdx_io: a file or block device. */
+struct image_file {
+	const char *path;
+	int fd;
+	u64 size;
+};
+
+/* Opens @path with @flags; on failure says why on stderr, returns -1. */
+int image_file_open(struct image_file *f, const char *path, int flags);
+void image_io_init(struct vhdx_io *io, struct image_file *f, bool writable);
+int image_open(struct vhdx_image *img, const struct vhdx_io *io, u64 size,
+	       bool read_only);
+int open_error_status(int err);
+bool image_is_fixed(const struct vhdx_image *img);
+
+int usage_error(const char *cmd, const char *fmt, const char *arg);
+int parse_size(const char *s, u64 *out);
+int parse_u32_size(const char *s, u32 *out);
+int check_name(const char *cmd, const char *name);
+void json_string(const char *s);
+
+/* The module's limit (VHDX_MAX_PARENTS in dm-vhdx.h). */
+#define OPEN_MAX_PARENTS	32
+
+/* One image of a chain: the child (link 0), then its parents. */
+struct chain_link {
+	char path[PATH_MAX];		/* as given; a parent's as resolved */
+	struct image_file f;
+	struct vhdx_io io;
+	struct vhdx_image img;
+	dev_t st_dev;
+	ino_t st_ino;
+	bool regular;
+	bool opened;			/* img is open */
+	int lfd;			/* the loop device, or -1 */
+	char dev[PATH_MAX];		/* what the table names */
+};
+
+struct chain {
+	unsigned int count;		/* links with an open file */
+	struct chain_link link[1 + OPEN_MAX_PARENTS];
+};
+
+/*
+ * Opens @path and, for a differencing image, its parents up the chain
+ * (read-only); *@out is set even on failure and goes to chain_free().
+ */
+int chain_open(struct chain **out, const char *path, bool read_only);
+void chain_free(struct chain *c);
+
+/* Looks NAME up; only devices that open made, unless @any_vhdx. */
+int find_mapping(const char *name, struct vhdx_mapping *m, bool any_vhdx);
+
+#endif /* VHDXSETUP_H */
