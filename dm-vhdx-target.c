@@ -447,10 +447,11 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->per_io_data_size = sizeof(struct vhdx_bio_ctx);
 	/*
 	 * Discards give blocks back, which a fixed image (LeaveBlockAllocated)
-	 * must not do, nor a differencing one, whose absent blocks show the
-	 * parent; the device below need not support discard itself.
+	 * must not do; in a differencing image they leave ZERO blocks, never
+	 * absent ones that would show the parent again.  The device below
+	 * need not support discard itself.
 	 */
-	vt->discards = !vt->read_only && !vt->img.geo.has_parent &&
+	vt->discards = !vt->read_only &&
 		       !(vt->img.file_flags & VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED);
 	if (vt->discards) {
 		ti->num_discard_bios = 1;

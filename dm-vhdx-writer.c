@@ -468,6 +468,15 @@ static bool vhdx_discard_covers(struct vhdx_target *vt, u64 block,
 	return first >= start && last <= end;
 }
 
+/*
+ * A differencing child's block without data shows its parent, which the
+ * user has just thrown away: there the block reads zeros instead.
+ */
+static u64 vhdx_discarded_state(const struct vhdx_image *img)
+{
+	return img->geo.has_parent ? VHDX_PAYLOAD_ZERO : VHDX_PAYLOAD_NOT_PRESENT;
+}
+
 static void vhdx_discard_block(struct vhdx_target *vt, u64 block)
 {
 	struct vhdx_image *img = &vt->img;
@@ -476,9 +485,20 @@ static void vhdx_discard_block(struct vhdx_target *vt, u64 block)
 	struct block_device *bdev = vt->dev->bdev;
 	u64 used = vhdx_block_used_length(&img->geo, block);
 
-	if (vhdx_bat_state(entry) != VHDX_PAYLOAD_FULLY_PRESENT)
+	switch (vhdx_bat_state(entry)) {
+	case VHDX_PAYLOAD_FULLY_PRESENT:
+		break;
+	case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+	case VHDX_PAYLOAD_NOT_PRESENT:
+		if (img->geo.has_parent)
+			break;
 		return;
-	vhdx_bat_update(img, index, VHDX_PAYLOAD_NOT_PRESENT);
+	default:
+		return;
+	}
+	vhdx_bat_update(img, index, vhdx_discarded_state(img));
+	if (vhdx_bat_state(entry) == VHDX_PAYLOAD_NOT_PRESENT)
+		return;
 	WRITE_ONCE(img->allocated_blocks, img->allocated_blocks - 1);
 	/*
 	 * The space a block is known to own, as the overlap check counts it:

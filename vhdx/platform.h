@@ -15,6 +15,7 @@
 #include <linux/crc32c.h>
 #include <linux/errno.h>
 #include <linux/kernel.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/stdarg.h>
 #include <linux/sort.h>
@@ -43,6 +44,12 @@ static inline u32 vhdx_crc32c(u32 seed, const void *buf, size_t len)
 static inline void vhdx_guid_gen(guid_t *guid)
 {
 	guid_gen(guid);
+}
+
+/* Loops over on-disk structures of any size run in process context. */
+static inline void vhdx_cond_resched(void)
+{
+	cond_resched();
 }
 
 static inline void vhdx_sort(void *base, size_t num, size_t size,

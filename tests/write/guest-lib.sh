@@ -597,3 +597,36 @@ wr_discard_reuse() {
 	res "$n" filesize "$(stat -c %s "$f")"
 	rm -f "$f"
 }
+
+# wr_diff_discard ITEM SECTORS PARENT SLOT FILESLOT: the differencing
+# image /files/ITEM.vhdx (1 MiB blocks) over the read-only PARENT disk.
+# Block 2 is written whole, 4 KiB of block 3, block 6 whole; then blocks
+# 2-4 are discarded whole and half of block 6.  The disk goes to the output
+# disk at SLOT, the file at FILESLOT.
+wr_diff_discard() {
+	local n f bad m=1048576
+	n=$1; f=/tmp/$1.vhdx
+	cp "/files/$n.vhdx" "$f"
+	losetup /dev/loop1 "$f" > /tmp/wr-dd 2>&1
+	res "$n" losetup $?
+	map "$n" /dev/loop1 rw "$2" parent "$3" || { losetup -d /dev/loop1; return 1; }
+	bad=0
+	wr_one "/dev/mapper/$n" $((2 * m)) $m $((5 * m)) direct || bad=$((bad + 1))
+	wr_one "/dev/mapper/$n" $((3 * m + 8192)) 4096 $((7 * m)) direct || bad=$((bad + 1))
+	wr_one "/dev/mapper/$n" $((6 * m)) $m $((9 * m)) direct || bad=$((bad + 1))
+	res "$n" fill "$bad"
+	wr_status "$n" full
+	/usr/sbin/blkdiscard -o $((2 * m)) -l $((3 * m)) "/dev/mapper/$n" > /tmp/wr-dd 2>&1 &&
+		/usr/sbin/blkdiscard -o $((6 * m)) -l $((m / 2)) "/dev/mapper/$n" >> /tmp/wr-dd 2>&1
+	res "$n" discard $?
+	[ -s /tmp/wr-dd ] && res "$n" discardout "$(wr_err)"
+	sync "/dev/mapper/$n"
+	wr_status "$n" discarded
+	e2e_dmesg "$n"
+	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$4"
+	unmap "$n"
+	losetup -d /dev/loop1
+	dd if="$f" of="$OUT" bs=$m seek="$5" conv=notrunc > /dev/null 2>&1
+	res "$n" filesize "$(stat -c %s "$f")"
+	rm -f "$f"
+}

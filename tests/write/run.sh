@@ -40,7 +40,7 @@ KERNEL=both
 ONLY=""
 KEEP=0
 SEED=""
-ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale discard"
+ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale discard diffdiscard"
 
 usage() {
 	sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -1690,6 +1690,93 @@ group_discard() {
 	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.raw "$d"/*.vhdx
 }
 
+# ------------------------------------------------------ group: diffdiscard
+#
+# Discard in a differencing child: a block covered whole reads zeros
+# afterwards, whatever it was (written whole, written in part, or never
+# written and so showing the parent); it must never show the parent again.
+# A discard of part of a block changes nothing.  libvhdi, which reads the
+# chain independently, must see the same afterwards.
+
+group_diffdiscard() {
+	local k=$OTHER_KERNEL d n=ddisc base child r st pdev
+	local vsize=$((16 * MiB))
+	plan_init diffdiscard
+	BOOT_ARGS+=(--bin /usr/sbin/blkdiscard)
+	d=$BOOT_DIR
+	base=$d/base.vhdx
+	child=$d/$n.vhdx
+	q make -s -C "$ROOT/tools" vhdxsetup
+	head -c "$vsize" "$WORK/pat.bin" > "$d/base.raw"
+	q qemu-img convert -f raw -O vhdx -o block_size=1M,log_size=1M "$d/base.raw" "$base"
+	q "$ROOT/tools/vhdxsetup" create --block-size 1M --parent "$base" "$child"
+	grow "$child" $((8 * MiB)) sparse
+	cp "$child" "$d/files/$n.vhdx"
+	add_disk "$base" ro
+	pdev=$LAST_DEV
+	# The model: block 2 from pattern MiB 5, 4 KiB of block 3 from MiB 7,
+	# block 6 from MiB 9; then blocks 2-4 discarded whole (zeros), half
+	# of block 6 discarded (kept).
+	"$PYTHON" - "$WORK/pat.bin" "$d/base.raw" "$d/$n.exp.raw" <<-'EOF2'
+	import sys
+	pat = open(sys.argv[1], "rb").read()
+	disk = bytearray(open(sys.argv[2], "rb").read())
+	m = 1 << 20
+	disk[6 * m:7 * m] = pat[9 * m:10 * m]
+	disk[2 * m:5 * m] = bytes(3 * m)
+	open(sys.argv[3], "wb").write(disk)
+	EOF2
+	slot "$vsize"
+	local dslot=$SLOT
+	slot $((vsize * 2 + 8 * MiB))
+	gs "wr_diff_discard $n $((vsize / 512)) $pdev $dslot $SLOT"
+	local fslot=$SLOT
+	boot "$k" "$k"
+	local t="diffdiscard[$k]"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "$t" "$BOOT_ERR"
+		return 0
+	fi
+	r=$(check_opened "$n")
+	[ -z "$r" ] && [ "$(rget "$n" fill)" != 0 ] && r="$(rget "$n" fill) writes failed: $(dmesg_of "$n")"
+	st=$(rget "$n" full)
+	[ -z "$r" ] && [ "$(st_alloc "$st")" != 3 ] && r="status after the writes: '$st' (expected 3 blocks)"
+	[ -z "$r" ] && [ "$(rget "$n" discard)" != 0 ] && r="blkdiscard failed: $(rall "$n" discardout | oneline 200) $(dmesg_of "$n")"
+	st=$(rget "$n" discarded)
+	[ -z "$r" ] && [ "$(st_alloc "$st")" != 1 ] && r="status after the discards: '$st' (expected 1 block left)"
+	[ -z "$r" ] && r=$(check_copy "$n" "$d/$n.exp.raw" "$dslot")
+	verdict "$t/discarded-blocks-read-zeros" "$r"
+	extract "$fslot" "$(rget "$n" filesize)" "$d/$n.after.vhdx"
+	r=""
+	"$ROOT/tools/vhdxsetup" check "$d/$n.after.vhdx" > "$d/check.out" 2>&1 ||
+		r="vhdxsetup check: $(oneline 300 < "$d/check.out")"
+	# The BAT, read by vhdxmangle.py: ZERO (2) where discarded whole.
+	[ -z "$r" ] && r=$("$PYTHON" - "$ROOT/tests/e2e" "$d/$n.after.vhdx" <<-'EOF2'
+	import sys
+	sys.path.insert(0, sys.argv[1])
+	import vhdxmangle as vm
+	states = [e & 7 for e in vm.Image(sys.argv[2]).payload_states()]
+	want = [0, 0, 2, 2, 2, 0, 6] + [0] * 9
+	if states != want:
+	    print("payload block states %s, expected %s" % (states, want))
+	EOF2
+	)
+	# libvhdi reads a differencing image's ZERO blocks from the parent,
+	# against MS-VHDX (they MUST read zeros): compare the other blocks.
+	if [ -z "$r" ] && ! "$PYTHON" "$ROOT/tests/tools/vhdi-read.py" --parent "$base" \
+		"$d/$n.after.vhdx" "$d/$n.after.raw" > "$d/vhdi.out" 2>&1; then
+		r="libvhdi: $(oneline 300 < "$d/vhdi.out")"
+	fi
+	if [ -z "$r" ]; then
+		dd if="$d/$n.exp.raw" of="$d/$n.after.raw" bs=$MiB skip=2 seek=2 count=3 \
+			conv=notrunc status=none
+		cmp -s "$d/$n.exp.raw" "$d/$n.after.raw" ||
+			r="libvhdi reads other data than the model outside the discarded blocks"
+	fi
+	verdict "$t/image-after" "$r"
+	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.raw "$d"/*.vhdx
+}
+
 wrt pattern "$WORK/pat.bin" "$PAT_SIZE" "$SEED"
 
 run_group() {
@@ -1712,6 +1799,7 @@ run_group logwrites group_logwrites
 run_group powercut group_powercut
 run_group stale group_stale
 run_group discard group_discard
+run_group diffdiscard group_diffdiscard
 
 note "total $(elapsed) s"
 echo "$PASSED passed, $FAILED failed"

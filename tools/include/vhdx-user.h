@@ -87,4 +87,9 @@ static inline void vhdx_sort(void *base, size_t num, size_t size,
 	qsort(base, num, size, cmp);
 }
 
+/* A userspace process is preempted anyway. */
+static inline void vhdx_cond_resched(void)
+{
+}
+
 #endif /* VHDX_USER_H */
