@@ -331,3 +331,33 @@ int dm_vhdx_remove(const char *name, char *err)
 	dm_task_destroy(dmt);
 	return ok ? 0 : -1;
 }
+
+int dm_each_device(int (*fn)(const char *name, void *arg), void *arg,
+		   char *err)
+{
+	struct dm_names *names;
+	struct dm_task *dmt;
+	unsigned int next;
+	int ret = -1;
+
+	dmt = dm_task_new(DM_DEVICE_LIST, err);
+	if (!dmt)
+		return -1;
+	if (!dm_run(dmt, false)) {
+		dm_err(err, "listing device-mapper devices (root? dm_mod loaded?)");
+		goto out;
+	}
+	ret = 0;
+	names = dm_task_get_names(dmt);
+	while (names && names->dev) {
+		next = names->next;
+		if (fn(names->name, arg))
+			break;
+		if (!next)
+			break;
+		names = (struct dm_names *)((char *)names + next);
+	}
+out:
+	dm_task_destroy(dmt);
+	return ret;
+}

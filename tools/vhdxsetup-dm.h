@@ -65,4 +65,11 @@ void dev_find_loop(const char *device, char *loop, size_t loop_len,
 /* Removes the device (the table commits and empties the log first). */
 int dm_vhdx_remove(const char *name, char *err);
 
+/*
+ * Calls @fn with the name of every device-mapper device; stops at the
+ * first nonzero return.  Returns 0, or -1 with @err.
+ */
+int dm_each_device(int (*fn)(const char *name, void *arg), void *arg,
+		   char *err);
+
 #endif /* VHDXSETUP_DM_H */

@@ -1255,6 +1255,9 @@ static int cmd_open(int argc, char **argv)
 	if (ret)
 		goto out;
 	child = &c->link[0];
+	ret = open_refuse_mapped(c, read_only);
+	if (ret)
+		goto out;
 	ret = EXIT_TROUBLE;
 	if (!read_only && child->regular &&
 	    open_extend(&child->f, &child->img, &old_size))
@@ -1351,16 +1354,9 @@ out:
 }
 
 /* The loop devices and files of a mapping's parents, nearest first. */
-struct mapping_parents {
-	unsigned int count;
-	char device[OPEN_MAX_PARENTS][32];	/* major:minor */
-	char loop[OPEN_MAX_PARENTS][64];
-	char backing[OPEN_MAX_PARENTS][PATH_MAX];
-};
-
 /* From the table: <device> <#feature args> parent <device>... */
-static void mapping_parents(const struct vhdx_mapping *m,
-			    struct mapping_parents *mp)
+void mapping_parents(const struct vhdx_mapping *m,
+		     struct mapping_parents *mp)
 {
 	char params[sizeof(m->params)], *save, *t;
 	unsigned int i;
@@ -1542,6 +1538,8 @@ static const struct command commands[] = {
 	  "remove /dev/mapper/NAME and its loop devices; trim the file back" },
 	{ "status", cmd_status, "NAME",
 	  "show the image, parents, mode and state of /dev/mapper/NAME" },
+	{ "list", cmd_list, "[--json]",
+	  "show every dm-vhdx device: name, image, loop devices, parents, mode, health" },
 };
 
 const struct command *find_command(const char *name)
