@@ -184,12 +184,14 @@ static struct dm_task *dm_task_new(int type, char *err)
 	return dmt;
 }
 
+int dm_vhdx_commit_ms = -1;
+
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		   const char *dev, const char *const *parents,
 		   unsigned int nr_parents, bool read_only, char *err)
 {
 	struct dm_task *dmt;
-	size_t len = strlen(dev) + 16, used;
+	size_t len = strlen(dev) + 40, used;
 	unsigned int i;
 	char *params;
 	int ok;
@@ -202,11 +204,15 @@ int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		return -1;
 	}
 	used = snprintf(params, len, "%s", dev);
-	if (nr_parents)
-		used += snprintf(params + used, len - used, " %u", 2 * nr_parents);
+	if (nr_parents || dm_vhdx_commit_ms >= 0)
+		used += snprintf(params + used, len - used, " %u",
+				 2 * nr_parents + (dm_vhdx_commit_ms >= 0));
 	for (i = 0; i < nr_parents; i++)
 		used += snprintf(params + used, len - used, " parent %s",
 				 parents[i]);
+	if (dm_vhdx_commit_ms >= 0)
+		used += snprintf(params + used, len - used, " commit_time:%d",
+				 dm_vhdx_commit_ms);
 	dmt = dm_task_new(DM_DEVICE_CREATE, err);
 	if (!dmt) {
 		free(params);

@@ -48,6 +48,9 @@ int loop_wait_detached(const char *dev, int ms);
  * @parents (nearest first).  Returns 0, or -1 with @err (the kernel's
  * reason is in its log).
  */
+/* The commit_time feature (ms) of the next create; -1: none. */
+extern int dm_vhdx_commit_ms;
+
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		   const char *dev, const char *const *parents,
 		   unsigned int nr_parents, bool read_only, char *err);

@@ -102,4 +102,22 @@ int cmd_list(int argc, char **argv);
  */
 int open_refuse_mapped(const struct chain *c, bool read_only);
 
+/* crypttab-like: NAME IMAGE [OPTIONS] (Documentation/vhdxtab.rst) */
+#define VHDXTAB_PATH	"/etc/vhdxtab"
+
+struct tab_entry {
+	char *name, *image, *options;	/* point into the line */
+	bool read_only, nofail, noauto;
+	int commit_ms;			/* -1: the module's default */
+};
+
+/*
+ * Splits @line (changed in place) into @e; 1 for a comment or a blank
+ * line, -1 with @err for a bad one.
+ */
+int tab_parse_line(char *line, struct tab_entry *e, char *err, size_t len);
+/* "open --all", "close --all", with "--tab FILE"? */
+bool tab_wanted(int argc, char **argv);
+int tab_run(const char *cmd, int argc, char **argv);
+
 #endif /* VHDXSETUP_H */
