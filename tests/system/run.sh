@@ -85,6 +85,60 @@ expect_rc "tab: close --all with nothing open: exit 0" 0 "$setup" close --all --
 expect_rc "tab: --all with arguments: exit 2" 2 "$setup" open --all --tab "$work/tab" extra
 expect_rc "open --commit-time out of range: exit 2" 2 "$setup" open --commit-time 3600001 "$work/a.vhdx" z
 
+# --- the systemd generator -------------------------------------------
+gen=$top/tools/systemd/vhdx-generator
+g=$work/gen
+mkdir -p "$g/normal" "$g/early" "$g/late"
+cat >"$g/vhdxtab" <<EOT
+# NAME IMAGE OPTIONS
+data   /srv/images/data.vhdx  commit_time=1000
+golden /var/lib/golden.vhdx   ro,nofail
+my-dev /dev/sdb1              noauto
+bad    /x.vhdx                bogus
+rel    images/x.vhdx
+EOT
+printf '/dev/sda1 / ext4 defaults 0 1\n/dev/sdc1 /srv ext4 defaults 0 2\n' >"$g/fstab"
+gen_run() {
+	VHDXTAB=$g/vhdxtab FSTAB=$g/fstab VHDXSETUP=$setup "$gen" "$g/normal" "$g/early" "$g/late"
+}
+expect_rc "generator: exit 0 despite bad lines" 0 gen_run
+check "generator: bad option logged with its line" grep -q "vhdxtab:5: unknown option 'bogus': skipped" "$work/out"
+check "generator: relative image logged" grep -q "vhdxtab:6: 'images/x.vhdx' is not an absolute path" "$work/out"
+units=$(cd "$g/normal" && find . \( -type f -o -type l \) | sort | tr '\n' ' ')
+want="./local-fs.target.requires/vhdx@data.service ./local-fs.target.wants/vhdx@golden.service ./vhdx@data.service ./vhdx@golden.service ./vhdx@my\\x2ddev.service "
+if [ "$units" = "$want" ]; then
+	pass "generator: units and links"
+else
+	fail "generator: units and links" "got '$units'"
+fi
+u=$g/normal/vhdx@data.service
+check "generator: oneshot, RemainAfterExit" grep -qx "Type=oneshot" "$u"
+check "generator: RemainAfterExit" grep -qx "RemainAfterExit=yes" "$u"
+check "generator: ExecStart with commit_time" grep -qx "ExecStart=$setup open --commit-time=1000 /srv/images/data.vhdx data" "$u"
+check "generator: ExecStop" grep -qx "ExecStop=$setup close data" "$u"
+check "generator: image on a mount: RequiresMountsFor" grep -qx "RequiresMountsFor=/srv/images" "$u"
+check "generator: image on a mount: not before local-fs-pre" bash -c "! grep -q local-fs-pre '$u' && grep -qx 'Before=local-fs.target' '$u'"
+u=$g/normal/vhdx@golden.service
+check "generator: ro" grep -qx "ExecStart=$setup open --read-only /var/lib/golden.vhdx golden" "$u"
+check "generator: image on /: before local-fs-pre" grep -qx "Before=local-fs-pre.target" "$u"
+check "generator: ro image on /: no remount-fs wait" bash -c "! grep -q remount-fs '$u'"
+u=$g/normal/vhdx@my\\x2ddev.service
+check "generator: block device: BindsTo its device" grep -qx "BindsTo=dev-sdb1.device" "$u"
+check "generator: escaped name, plain in ExecStart" grep -qx "ExecStop=$setup close my-dev" "$u"
+if command -v systemd-analyze >/dev/null; then
+	# SourcePath must be absolute, which the test's is.
+	check "generator: systemd-analyze verify" bash -c "cd '$g/normal' && systemd-analyze verify --man=no ./vhdx@*.service 2>&1 | { ! grep .; }"
+else
+	echo "SKIP generator: no systemd-analyze"
+fi
+rm -rf "$g/normal"; mkdir -p "$g/normal"
+expect_rc "generator: no vhdxtab: exit 0" 0 env VHDXTAB="$g/none" "$gen" "$g/normal"
+check "generator: no vhdxtab: no units" bash -c "[ -z \"\$(ls -A '$g/normal')\" ]"
+check "generator: shell syntax" bash -n "$gen"
+if command -v shellcheck >/dev/null; then
+	check "generator: shellcheck" shellcheck "$gen"
+fi
+
 #@@MORE@@
 
 echo "$passed passed, $failed failed"
