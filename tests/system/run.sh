@@ -139,6 +139,30 @@ if command -v shellcheck >/dev/null; then
 	check "generator: shellcheck" shellcheck "$gen"
 fi
 
+# --- udev rules: static checks ------------------------------------------
+# udevadm test needs the rules installed system-wide and a real device; on
+# the host we check what can be checked without: every GOTO has its LABEL,
+# each line is KEY op "value" pairs, and the keys we rely on are there.
+rules=$top/tools/udev/60-dm-vhdx.rules
+check "udev: GOTOs have LABELs" python3 - "$rules" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+gotos = set(re.findall(r'GOTO="([^"]+)"', text))
+labels = set(re.findall(r'LABEL="([^"]+)"', text))
+assert gotos <= labels, gotos - labels
+pair = re.compile(r'\s*[A-Z_]+(\{[^}]+\})?\s*(==|!=|=|\+=|-=|:=)\s*"[^"]*"\s*')
+for n, line in enumerate(text.splitlines(), 1):
+    if not line.strip() or line.lstrip().startswith("#"):
+        continue
+    for part in line.split('",'):
+        part = part if part.endswith('"') else part + '"'
+        assert pair.fullmatch(part), f"line {n}: {part!r}"
+PY
+check "udev: by-id link for VHDX- uuids" grep -q 'ENV{DM_UUID}!="VHDX-?\*"' "$rules"
+# shellcheck disable=SC2016 # a literal udev $env{}
+check "udev: dm-vhdx-NAME link" grep -q 'SYMLINK+="disk/by-id/dm-vhdx-$env{DM_NAME}"' "$rules"
+check "udev: UDISKS_IGNORE on vhdx loops" grep -q 'ATTR{loop/backing_file}=="\*.vhdx.*ENV{UDISKS_IGNORE}="1"' "$rules"
+
 #@@MORE@@
 
 echo "$passed passed, $failed failed"
