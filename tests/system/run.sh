@@ -163,6 +163,68 @@ check "udev: by-id link for VHDX- uuids" grep -q 'ENV{DM_UUID}!="VHDX-?\*"' "$ru
 check "udev: dm-vhdx-NAME link" grep -q 'SYMLINK+="disk/by-id/dm-vhdx-$env{DM_NAME}"' "$rules"
 check "udev: UDISKS_IGNORE on vhdx loops" grep -q 'ATTR{loop/backing_file}=="\*.vhdx.*ENV{UDISKS_IGNORE}="1"' "$rules"
 
+# --- bash completion ------------------------------------------------------
+comp=$top/tools/completion/vhdxsetup
+check "completion: bash -n" bash -n "$comp"
+if command -v shellcheck >/dev/null; then
+	check "completion: shellcheck" shellcheck -s bash "$comp"
+fi
+mkdir -p "$work/comp/dir"
+touch "$work/comp/a.vhdx" "$work/comp/b.AVHDX" "$work/comp/c.txt"
+complete_words() {	# WORD...: prints COMPREPLY for the last word
+	(cd "$work/comp" && PATH=$top/tools:$PATH bash -c '
+		source "$1"; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		_vhdxsetup; [ ${#COMPREPLY[@]} = 0 ] ||
+		printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "' _ "$comp" "$@")
+}
+expect_completion() {	# NAME WANT WORD...
+	local name=$1 want=$2 got
+	shift 2
+	got=$(complete_words "$@")
+	if [ "$got" = "$want" ]; then
+		pass "$name"
+	else
+		fail "$name" "got '$got', expected '$want'"
+	fi
+}
+expect_completion "completion: commands" "list " vhdxsetup li
+expect_completion "completion: every command of --help" \
+	"$({ echo --help; "$setup" --help | sed -n 's/^  \([a-z][a-z-]*\)\( .*\)\{0,1\}$/\1/p'; } | sort | tr '\n' ' ')" vhdxsetup ''
+expect_completion "completion: open's options" "--all --commit-time --help --read-only --tab " vhdxsetup open --
+expect_completion "completion: list --json" "--json " vhdxsetup list --j
+expect_completion "completion: images and directories" "a.vhdx b.AVHDX dir/ " vhdxsetup info ''
+expect_completion "completion: open NAME is free text" "" vhdxsetup open a.vhdx ''
+expect_completion "completion: --tab takes any file" "a.vhdx b.AVHDX c.txt dir " vhdxsetup open --all --tab ''
+
+# --- make install -----------------------------------------------------------
+inst=$work/inst
+if make -s -C "$top/tools" install DESTDIR="$inst" PREFIX=/usr >"$work/out" 2>&1; then
+	files=$(cd "$inst" && find . -type f | sort | tr '\n' ' ')
+	want="./usr/lib/systemd/system-generators/vhdx-generator ./usr/lib/udev/rules.d/60-dm-vhdx.rules ./usr/sbin/vhdxsetup ./usr/share/bash-completion/completions/vhdxsetup "
+	command -v rst2man >/dev/null || command -v rst2man.py >/dev/null &&
+		want="${want% }"" ./usr/share/man/man5/vhdxtab.5 ./usr/share/man/man8/vhdxsetup.8 "
+	want=$(tr ' ' '\n' <<<"$want" | sort | grep . | tr '\n' ' ')
+	if [ "$files" = "$want" ]; then
+		pass "install: DESTDIR, PREFIX=/usr file list"
+	else
+		fail "install: file list" "got '$files', expected '$want'"
+	fi
+	# shellcheck disable=SC2016 # the generator's own ${}
+	check "install: generator names the installed vhdxsetup" \
+		grep -qx 'setup=${VHDXSETUP:-/usr/sbin/vhdxsetup}' "$inst/usr/lib/systemd/system-generators/vhdx-generator"
+	check "install: generator executable" test -x "$inst/usr/lib/systemd/system-generators/vhdx-generator"
+else
+	fail "install" "$(tail -3 "$work/out" | tr '\n' ' ')"
+fi
+if make -s -C "$top/tools" install DESTDIR="$inst/local" >"$work/out" 2>&1; then
+	check "install: default PREFIX /usr/local, udev rules in /etc" test -f "$inst/local/usr/local/sbin/vhdxsetup" -a \
+		-f "$inst/local/etc/udev/rules.d/60-dm-vhdx.rules" -a \
+		-f "$inst/local/usr/local/lib/systemd/system-generators/vhdx-generator"
+else
+	fail "install: PREFIX /usr/local" "$(tail -3 "$work/out" | tr '\n' ' ')"
+fi
+
 #@@MORE@@
 
 echo "$passed passed, $failed failed"
