@@ -225,6 +225,38 @@ else
 	fail "install: PREFIX /usr/local" "$(tail -3 "$work/out" | tr '\n' ' ')"
 fi
 
+# --- libvhdx: install, build the example through pkg-config, compare -------
+lib=$work/lib
+if make -s -C "$top/tools" install-lib DESTDIR="$lib" PREFIX=/usr >"$work/out" 2>&1; then
+	pass "libvhdx: make install-lib"
+	pc() { PKG_CONFIG_SYSROOT_DIR=$lib PKG_CONFIG_LIBDIR=$lib/usr/lib/pkgconfig pkg-config "$@" vhdx; }
+	check "libvhdx: pkg-config finds vhdx" pc --exists
+	# shellcheck disable=SC2046 # pkg-config's flags are words
+	if cc -Wall -Werror -o "$work/vhdx-cat" "$top/tools/examples/vhdx-cat.c" $(pc --cflags --libs) >"$work/out" 2>&1; then
+		pass "libvhdx: vhdx-cat builds against the installed library"
+		i=0
+		for spec in "dynamic:-o block_size=1M:20M" "fixed:-o subformat=fixed:8M" "small-log:-o log_size=1M:12M" "empty::5M"; do
+			i=$((i + 1))
+			IFS=: read -r what opts size <<<"$spec"
+			# shellcheck disable=SC2086 # opts are words
+			qemu-img create -q -f vhdx $opts "$work/cat$i.vhdx" "$size"
+			[ "$what" = empty ] || qemu-io -f vhdx -c "write -P 0x3$i 1M 2M" -c "write -P 0x4$i $(( ${size%M} * 1048576 - 4096 )) 4k" "$work/cat$i.vhdx" >/dev/null
+			qemu-img convert -O raw "$work/cat$i.vhdx" "$work/cat$i.qemu"
+			if "$work/vhdx-cat" "$work/cat$i.vhdx" >"$work/cat$i.raw" 2>"$work/cat$i.err" &&
+			   cmp -s "$work/cat$i.raw" "$work/cat$i.qemu" &&
+			   grep -qx "virtual size $(( ${size%M} * 1048576 ))" "$work/cat$i.err"; then
+				pass "libvhdx: vhdx-cat = qemu-img convert ($what)"
+			else
+				fail "libvhdx: vhdx-cat ($what)" "$(head -2 "$work/cat$i.err" | tr '\n' ' ') $(cmp "$work/cat$i.raw" "$work/cat$i.qemu" 2>&1)"
+			fi
+		done
+	else
+		fail "libvhdx: vhdx-cat builds" "$(head -3 "$work/out" | tr '\n' ' ')"
+	fi
+else
+	fail "libvhdx: make install-lib" "$(tail -3 "$work/out" | tr '\n' ' ')"
+fi
+
 #@@MORE@@
 
 echo "$passed passed, $failed failed"
