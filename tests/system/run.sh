@@ -257,6 +257,47 @@ else
 	fail "libvhdx: make install-lib" "$(tail -3 "$work/out" | tr '\n' ' ')"
 fi
 
+# --- packages: make deb, their contents, a dkms build against 6.12 ---------
+if ! command -v dh_dkms >/dev/null || ! command -v dpkg-buildpackage >/dev/null; then
+	echo "SKIP deb: no debhelper/dh-dkms (scripts/deps.sh)"
+elif make -s -C "$top" deb >"$work/out" 2>&1; then
+	pass "deb: make deb"
+	deb=$top/build/deb
+	dkms_deb=$(find "$deb" -name 'dm-vhdx-dkms_*_all.deb' | head -1)
+	tool_deb=$(find "$deb" -name 'vhdxsetup_*.deb' | head -1)
+	if [ -n "$dkms_deb" ] && [ -n "$tool_deb" ]; then
+		dpkg-deb -c "$dkms_deb" | awk '{ print $6 }' >"$work/dkms.list"
+		dpkg-deb -c "$tool_deb" | awk '{ print $6 }' >"$work/tool.list"
+		check "deb: dkms package has dkms.conf, Kbuild, the target and vhdx/" \
+			bash -c "for f in dkms.conf Kbuild Makefile dm-vhdx.h dm-vhdx-target.c vhdx/vhdx.h vhdx/image.c; do grep -q \"^./usr/src/dm-vhdx-[0-9.]*/\$f\$\" '$work/dkms.list' || { echo \"no \$f\"; exit 1; }; done"
+		check "deb: dkms package depends on dkms, runs it" \
+			bash -c "dpkg-deb -f '$dkms_deb' Depends | grep -q dkms && dpkg-deb -I '$dkms_deb' postinst | grep -q dkms"
+		check "deb: vhdxsetup package file list" bash -c "for f in usr/sbin/vhdxsetup usr/lib/systemd/system-generators/vhdx-generator usr/lib/udev/rules.d/60-dm-vhdx.rules usr/share/bash-completion/completions/vhdxsetup usr/share/man/man8/vhdxsetup.8.gz usr/share/man/man5/vhdxtab.5.gz; do grep -qx \"./\$f\" '$work/tool.list' || { echo \"no \$f\"; exit 1; }; done"
+		check "deb: vhdxsetup depends on libdevmapper" bash -c "dpkg-deb -f '$tool_deb' Depends | grep -q libdevmapper"
+		# A dkms build from the package's sources, in a private tree.
+		env612=${VHDX_CACHE:-/var/cache/dm-vhdx}/kernels/6.12.env
+		if command -v dkms >/dev/null && [ -f "$env612" ]; then
+			kver=$(sed -n 's/^KVER=//p' "$env612")
+			mkdir -p "$work/dkms/x" "$work/dkms/tree"
+			dpkg-deb -x "$dkms_deb" "$work/dkms/x"
+			ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/dkms.conf")
+			if timeout 600 dkms build -m dm-vhdx -v "$ver" -k "$kver" \
+				--sourcetree "$work/dkms/x/usr/src" --dkmstree "$work/dkms/tree" >"$work/out" 2>&1 &&
+			   find "$work/dkms/tree" -name 'dm-vhdx.ko*' | grep -q .; then
+				pass "deb: dkms build against $kver"
+			else
+				fail "deb: dkms build against $kver" "$(tail -5 "$work/out" | tr '\n' ' ')"
+			fi
+		else
+			echo "SKIP deb: dkms build (no dkms, or no $env612)"
+		fi
+	else
+		fail "deb: packages" "$(ls "$deb")"
+	fi
+else
+	fail "deb: make deb" "$(tail -5 "$work/out" | tr '\n' ' ')"
+fi
+
 #@@MORE@@
 
 echo "$passed passed, $failed failed"
