@@ -298,6 +298,45 @@ else
 	fail "deb: make deb" "$(tail -5 "$work/out" | tr '\n' ' ')"
 fi
 
+# --- in a guest: list, open's refusal, open/close --all -------------------
+ko=$(find "$top"/build -path '*/6.12*/dm-vhdx.ko' 2>/dev/null | head -1)
+if [ -z "$ko" ] || [ "${VHDX_SYSTEM_GUEST:-1}" = 0 ]; then
+	echo "SKIP guest: no build/6.12*/dm-vhdx.ko (make build-all)"
+else
+	g=$work/guest
+	mkdir -p "$g/files"
+	"$setup" create --block-size 1M "$g/files/a.vhdx" 16M >/dev/null
+	"$setup" create --block-size 1M "$g/files/base.vhdx" 16M >/dev/null
+	"$setup" create --parent "$g/files/base.vhdx" "$g/files/child.vhdx" >/dev/null
+	"$setup" create --parent "$g/files/base.vhdx" "$g/files/child2.vhdx" >/dev/null
+	printf 'S=%s\n' "$setup" >"$g/files/env"
+	"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$g/files" --bin "$setup" \
+		--timeout 300 "$top/tests/system/guest-list.sh" >"$g/console" 2>&1
+	rc=$?
+	n=0
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		GUEST-PASS\ *) pass "guest-${line#GUEST-PASS }"; n=$((n + 1)) ;;
+		GUEST-FAIL\ *)
+			line=${line#GUEST-FAIL }
+			fail "guest-${line%%:*}" "${line#*: }"; n=$((n + 1)) ;;
+		esac
+	done <"$g/console"
+	if [ "$rc" != 0 ] || [ "$n" = 0 ]; then
+		fail guest-run "vm-run exit $rc: $(grep -v '^GUEST' "$g/console" | tail -5 | tr '\n' ' ')"
+	else
+		sed -n 's/^GUEST-JSON //p' "$g/console" | tr -d '\r' >"$g/list.json"
+		check "guest: list --json parses, two devices" python3 -c '
+import json, sys
+l = json.load(open(sys.argv[1]))
+assert [d["name"] for d in l] == ["va", "vc"], l
+assert l[1]["parents"][0]["image"] == "/files/base.vhdx", l
+assert l[0]["uuid"].startswith("VHDX-") and l[0]["uuid"].endswith("-va"), l
+' "$g/list.json"
+	fi
+fi
+
 #@@MORE@@
 
 echo "$passed passed, $failed failed"
