@@ -10,6 +10,8 @@
 #                                vhdx-dump), built from the same vhdx/ sources
 #   make tools-install           vhdxsetup into PREFIX/sbin (/usr/local) and its
 #                                man page (needs rst2man), under DESTDIR if set
+#   make deb                     dm-vhdx-dkms and vhdxsetup .debs into build/deb/
+#                                (debhelper, dh-dkms)
 #   make clean
 #   make build-all               build against Debian's 6.1 and 6.12 cloud kernels
 #                                with W=1 and sparse into build/<kver>/; any
@@ -65,6 +67,9 @@ clean:
 build-all:
 	@scripts/build-all.sh
 
+deb:
+	@scripts/deb.sh
+
 check:
 	@scripts/check.sh
 
@@ -84,4 +89,4 @@ help:
 	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
 
 .PHONY: all modules kdir-exists install tools tools-install fuzz clean build-all \
-	check demo bench help
+	check demo bench help deb

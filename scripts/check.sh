@@ -16,7 +16,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNNERS=(tests/kunit/run.sh tests/host/run.sh tests/e2e/run.sh tests/write/run.sh
-	tests/tools/run.sh tests/fuzz/run.sh tests/diff/run.sh)
+	tests/tools/run.sh tests/system/run.sh tests/fuzz/run.sh tests/diff/run.sh)
 
 PASSED=0
 FAILED=0

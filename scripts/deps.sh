@@ -20,6 +20,7 @@ PACKAGES=(
 	e2fsprogs fio python3-libvhdi libvhdi-utils     # images and oracles
 	libdevmapper-dev python3-docutils               # vhdxsetup, its man page
 	clang-14 libclang-rt-14-dev                     # tests/fuzz (libFuzzer)
+	dpkg-dev debhelper dh-dkms dkms pkg-config      # make deb, tests/system
 )
 
 main() {

@@ -184,12 +184,14 @@ static struct dm_task *dm_task_new(int type, char *err)
 	return dmt;
 }
 
+int dm_vhdx_commit_ms = -1;
+
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		   const char *dev, const char *const *parents,
 		   unsigned int nr_parents, bool read_only, char *err)
 {
 	struct dm_task *dmt;
-	size_t len = strlen(dev) + 16, used;
+	size_t len = strlen(dev) + 40, used;
 	unsigned int i;
 	char *params;
 	int ok;
@@ -202,11 +204,15 @@ int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		return -1;
 	}
 	used = snprintf(params, len, "%s", dev);
-	if (nr_parents)
-		used += snprintf(params + used, len - used, " %u", 2 * nr_parents);
+	if (nr_parents || dm_vhdx_commit_ms >= 0)
+		used += snprintf(params + used, len - used, " %u",
+				 2 * nr_parents + (dm_vhdx_commit_ms >= 0));
 	for (i = 0; i < nr_parents; i++)
 		used += snprintf(params + used, len - used, " parent %s",
 				 parents[i]);
+	if (dm_vhdx_commit_ms >= 0)
+		used += snprintf(params + used, len - used, " commit_time:%d",
+				 dm_vhdx_commit_ms);
 	dmt = dm_task_new(DM_DEVICE_CREATE, err);
 	if (!dmt) {
 		free(params);
@@ -330,4 +336,34 @@ int dm_vhdx_remove(const char *name, char *err)
 		dm_err(err, "removing the device-mapper device");
 	dm_task_destroy(dmt);
 	return ok ? 0 : -1;
+}
+
+int dm_each_device(int (*fn)(const char *name, void *arg), void *arg,
+		   char *err)
+{
+	struct dm_names *names;
+	struct dm_task *dmt;
+	unsigned int next;
+	int ret = -1;
+
+	dmt = dm_task_new(DM_DEVICE_LIST, err);
+	if (!dmt)
+		return -1;
+	if (!dm_run(dmt, false)) {
+		dm_err(err, "listing device-mapper devices (root? dm_mod loaded?)");
+		goto out;
+	}
+	ret = 0;
+	names = dm_task_get_names(dmt);
+	while (names && names->dev) {
+		next = names->next;
+		if (fn(names->name, arg))
+			break;
+		if (!next)
+			break;
+		names = (struct dm_names *)((char *)names + next);
+	}
+out:
+	dm_task_destroy(dmt);
+	return ret;
 }

@@ -48,6 +48,9 @@ int loop_wait_detached(const char *dev, int ms);
  * @parents (nearest first).  Returns 0, or -1 with @err (the kernel's
  * reason is in its log).
  */
+/* The commit_time feature (ms) of the next create; -1: none. */
+extern int dm_vhdx_commit_ms;
+
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		   const char *dev, const char *const *parents,
 		   unsigned int nr_parents, bool read_only, char *err);
@@ -64,5 +67,12 @@ void dev_find_loop(const char *device, char *loop, size_t loop_len,
 
 /* Removes the device (the table commits and empties the log first). */
 int dm_vhdx_remove(const char *name, char *err);
+
+/*
+ * Calls @fn with the name of every device-mapper device; stops at the
+ * first nonzero return.  Returns 0, or -1 with @err.
+ */
+int dm_each_device(int (*fn)(const char *name, void *arg), void *arg,
+		   char *err);
 
 #endif /* VHDXSETUP_DM_H */

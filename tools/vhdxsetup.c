@@ -219,6 +219,7 @@ enum {
 	OPT_REPAIR,
 	OPT_READ_ONLY,
 	OPT_HELP,
+	OPT_COMMIT_TIME,
 };
 
 static int create_parse(int argc, char **argv, struct vhdx_create_params *p,
@@ -923,6 +924,17 @@ static int parse_flags(const char *cmd, int argc, char **argv,
 	while ((c = getopt_long(argc, argv, "r", opts, NULL)) != -1) {
 		if ((c == OPT_READ_ONLY || c == 'r') && read_only) {
 			*read_only = true;
+		} else if (c == OPT_COMMIT_TIME) {
+			char *end;
+
+			errno = 0;
+			dm_vhdx_commit_ms = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end ||
+			    dm_vhdx_commit_ms < 0 ||
+			    dm_vhdx_commit_ms > 3600000)
+				return usage_error(cmd,
+						   "bad --commit-time '%s' (ms, at most 3600000)",
+						   optarg);
 		} else if (c == OPT_HELP) {
 			printf("usage: %s %s %s\n", progname, cmd,
 			       find_command(cmd)->usage);
@@ -1231,6 +1243,7 @@ static int cmd_open(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+		{ "commit-time", required_argument, NULL, OPT_COMMIT_TIME },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1244,6 +1257,8 @@ static int cmd_open(int argc, char **argv)
 	unsigned int i;
 	int ret;
 
+	if (tab_wanted(argc, argv))
+		return tab_run("open", argc, argv);
 	ret = parse_flags("open", argc, argv, opts, &read_only, 2,
 			  "IMAGE and NAME");
 	if (!ret)
@@ -1255,6 +1270,9 @@ static int cmd_open(int argc, char **argv)
 	if (ret)
 		goto out;
 	child = &c->link[0];
+	ret = open_refuse_mapped(c, read_only);
+	if (ret)
+		goto out;
 	ret = EXIT_TROUBLE;
 	if (!read_only && child->regular &&
 	    open_extend(&child->f, &child->img, &old_size))
@@ -1351,16 +1369,9 @@ out:
 }
 
 /* The loop devices and files of a mapping's parents, nearest first. */
-struct mapping_parents {
-	unsigned int count;
-	char device[OPEN_MAX_PARENTS][32];	/* major:minor */
-	char loop[OPEN_MAX_PARENTS][64];
-	char backing[OPEN_MAX_PARENTS][PATH_MAX];
-};
-
 /* From the table: <device> <#feature args> parent <device>... */
-static void mapping_parents(const struct vhdx_mapping *m,
-			    struct mapping_parents *mp)
+void mapping_parents(const struct vhdx_mapping *m,
+		     struct mapping_parents *mp)
 {
 	char params[sizeof(m->params)], *save, *t;
 	unsigned int i;
@@ -1396,6 +1407,8 @@ static int cmd_close(int argc, char **argv)
 	unsigned int i;
 	int ret;
 
+	if (tab_wanted(argc, argv))
+		return tab_run("close", argc, argv);
 	ret = parse_flags("close", argc, argv, opts, NULL, 1, "NAME");
 	if (!ret)
 		ret = check_name("close", argv[optind]);
@@ -1536,12 +1549,14 @@ static const struct command commands[] = {
 	  "show the geometry, ids, log state, allocation and parent locator of an image" },
 	{ "check", cmd_check, "[--repair] IMAGE",
 	  "validate every structure; --repair replays a dirty log" },
-	{ "open", cmd_open, "[--read-only] IMAGE NAME",
-	  "map IMAGE as /dev/mapper/NAME through dm-vhdx (a loop device for a file); a differencing IMAGE with its parent chain, found through its parent locators (parents read-only)" },
-	{ "close", cmd_close, "NAME",
-	  "remove /dev/mapper/NAME and its loop devices; trim the file back" },
+	{ "open", cmd_open, "[--read-only] [--commit-time MS] IMAGE NAME | --all [--tab FILE]",
+	  "map IMAGE as /dev/mapper/NAME through dm-vhdx (a loop device for a file); a differencing IMAGE with its parent chain, found through its parent locators (parents read-only); --all: every entry of /etc/vhdxtab" },
+	{ "close", cmd_close, "NAME | --all [--tab FILE]",
+	  "remove /dev/mapper/NAME and its loop devices; trim the file back; --all: every entry of /etc/vhdxtab" },
 	{ "status", cmd_status, "NAME",
 	  "show the image, parents, mode and state of /dev/mapper/NAME" },
+	{ "list", cmd_list, "[--json]",
+	  "show every dm-vhdx device: name, image, loop devices, parents, mode, health" },
 };
 
 const struct command *find_command(const char *name)

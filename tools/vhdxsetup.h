@@ -84,4 +84,40 @@ void chain_free(struct chain *c);
 /* Looks NAME up; only devices that open made, unless @any_vhdx. */
 int find_mapping(const char *name, struct vhdx_mapping *m, bool any_vhdx);
 
+struct mapping_parents {
+	unsigned int count;
+	char device[OPEN_MAX_PARENTS][32];	/* major:minor */
+	char loop[OPEN_MAX_PARENTS][64];
+	char backing[OPEN_MAX_PARENTS][PATH_MAX];
+};
+
+/* The parents named in @m's table, nearest first, with their loops. */
+void mapping_parents(const struct vhdx_mapping *m, struct mapping_parents *mp);
+
+int cmd_list(int argc, char **argv);
+
+/*
+ * EXIT_TROUBLE, with a message naming the mapping, if a file of @c is in
+ * a dm-vhdx table already in a way that opening it again would corrupt.
+ */
+int open_refuse_mapped(const struct chain *c, bool read_only);
+
+/* crypttab-like: NAME IMAGE [OPTIONS] (Documentation/vhdxtab.rst) */
+#define VHDXTAB_PATH	"/etc/vhdxtab"
+
+struct tab_entry {
+	char *name, *image, *options;	/* point into the line */
+	bool read_only, nofail, noauto;
+	int commit_ms;			/* -1: the module's default */
+};
+
+/*
+ * Splits @line (changed in place) into @e; 1 for a comment or a blank
+ * line, -1 with @err for a bad one.
+ */
+int tab_parse_line(char *line, struct tab_entry *e, char *err, size_t len);
+/* "open --all", "close --all", with "--tab FILE"? */
+bool tab_wanted(int argc, char **argv);
+int tab_run(const char *cmd, int argc, char **argv);
+
 #endif /* VHDXSETUP_H */
