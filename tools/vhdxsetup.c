@@ -1613,6 +1613,9 @@ static const struct command commands[] = {
 	  "remove /dev/mapper/NAME and its loop devices; trim the file back" },
 	{ "status", cmd_status, "NAME",
 	  "show the image, parents, mode and state of /dev/mapper/NAME" },
+	{ "convert", cmd_convert,
+	  "[--fixed|--dynamic|--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
+	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
 };
 
 const struct command *find_command(const char *name)

@@ -84,4 +84,16 @@ void chain_free(struct chain *c);
 /* Looks NAME up; only devices that open made, unless @any_vhdx. */
 int find_mapping(const char *name, struct vhdx_mapping *m, bool any_vhdx);
 
+/* Progress of long work on stderr: only on a tty, never with --quiet. */
+struct progress {
+	const char *what;
+	bool on;
+	double start, last;
+};
+
+void progress_init(struct progress *p, const char *what, bool quiet);
+void progress(struct progress *p, u64 done, u64 total);
+
+int cmd_convert(int argc, char **argv);
+
 #endif /* VHDXSETUP_H */

@@ -76,3 +76,78 @@ lc_refuse() {	# NAME WANT-RC COMMAND...
 }
 lc_refuse no-sparse-no-size 2 "$setup" create --no-sparse "$work/lc-x.vhdx"
 lc_refuse no-sparse-parent-fixed 2 "$setup" create --no-sparse --fixed --parent "$work/nonexistent" "$work/lc-x.vhdx"
+
+# --- convert ----------------------------------------------------------------
+# Random data in the first blocks, zeros in the middle, a few sectors near
+# the end: the zero blocks must be skipped in dynamic output.
+lc_cmp() {	# NAME FILE EXPECTED
+	if cmp -s "$2" "$3"; then
+		pass "lc-$1"
+	else
+		fail "lc-$1" "$(cmp "$2" "$3" 2>&1 | head -1)"
+	fi
+}
+lc_clean() {	# NAME IMAGE: qemu-img check and vhdxsetup check both clean
+	if qemu-img check "$2" >"$work/err" 2>&1; then
+		pass "lc-$1-qemu-check"
+	else
+		fail "lc-$1-qemu-check" "$(tail -1 "$work/err")"
+	fi
+	if "$setup" check "$2" >"$work/err" 2>&1; then
+		pass "lc-$1-check"
+	else
+		fail "lc-$1-check" "$(tail -1 "$work/err")"
+	fi
+}
+src=$work/lc-src.raw
+head -c 3M /dev/urandom >"$src"
+truncate -s 12M "$src"
+dd if=/dev/urandom of="$src" bs=512 seek=$((12 * 2048 - 5)) count=3 conv=notrunc 2>/dev/null
+for kind in dynamic fixed; do
+	img=$work/lc-conv-$kind.vhdx
+	if ! "$setup" convert --$kind --block-size 1M "$src" "$img" 2>"$work/err"; then
+		fail "lc-convert-raw-$kind" "$(cat "$work/err")"; continue
+	fi
+	lc_clean "convert-raw-$kind" "$img"
+	qemu-img convert -O raw "$img" "$work/lc-q.raw"
+	lc_cmp "convert-raw-$kind-content" "$work/lc-q.raw" "$src"
+	lc_type "convert-raw-$kind" "$kind" "$img"
+	"$setup" convert "$img" "$work/lc-back.raw" &&
+		lc_cmp "convert-$kind-to-raw" "$work/lc-back.raw" "$src"
+	rm -f "$work/lc-back.raw"
+done
+# Zero blocks skipped: 4 data blocks of 1 MiB, not 12.
+blocks=$(json_get <("$setup" info --json "$work/lc-conv-dynamic.vhdx") allocated-blocks)
+if [ "$blocks" = 4 ]; then
+	pass lc-convert-skips-zero-blocks
+else
+	fail lc-convert-skips-zero-blocks "$blocks blocks allocated, want 4"
+fi
+"$setup" convert --fixed "$work/lc-conv-dynamic.vhdx" "$work/lc-d2f.vhdx" &&
+	lc_clean convert-dynamic-to-fixed "$work/lc-d2f.vhdx" &&
+	qemu-img convert -O raw "$work/lc-d2f.vhdx" "$work/lc-q.raw" &&
+	lc_cmp convert-dynamic-to-fixed-content "$work/lc-q.raw" "$src"
+"$setup" convert --dynamic "$work/lc-conv-fixed.vhdx" "$work/lc-f2d.vhdx" &&
+	lc_clean convert-fixed-to-dynamic "$work/lc-f2d.vhdx" &&
+	qemu-img convert -O raw "$work/lc-f2d.vhdx" "$work/lc-q.raw" &&
+	lc_cmp convert-fixed-to-dynamic-content "$work/lc-q.raw" "$src"
+# A chain (child over the dynamic image): libvhdi is the oracle.
+"$setup" create --parent "$work/lc-conv-dynamic.vhdx" "$work/lc-chain.vhdx" 2>/dev/null
+if "$setup" convert --to raw "$work/lc-chain.vhdx" "$work/lc-chain.out" 2>"$work/err" &&
+   $vhdi --parent "$work/lc-conv-dynamic.vhdx" "$work/lc-chain.vhdx" "$work/lc-vhdi.raw" >/dev/null 2>&1; then
+	# libvhdi 20210425 misreads the first block of a chunk (see run.sh).
+	if cmp -s -i 1M "$work/lc-chain.out" "$work/lc-vhdi.raw" &&
+	   cmp -s "$work/lc-chain.out" "$src"; then
+		pass lc-convert-chain-to-raw
+	else
+		fail lc-convert-chain-to-raw "differs from libvhdi or the source"
+	fi
+else
+	fail lc-convert-chain-to-raw "$(tail -1 "$work/err")"
+fi
+lc_refuse convert-no-dst 2 "$setup" convert "$src"
+lc_refuse convert-raw-fixed 2 "$setup" convert --fixed --to raw "$src" "$work/lc-x.raw"
+lc_refuse convert-bad-to 2 "$setup" convert --to qcow2 "$src" "$work/lc-x"
+lc_refuse convert-dst-exists 2 "$setup" convert "$src" "$work/lc-conv-fixed.vhdx"
+lc_refuse convert-bad-block-size 2 "$setup" convert --block-size 3M "$src" "$work/lc-x.vhdx"
+rm -f "$work"/lc-*
