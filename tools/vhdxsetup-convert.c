@@ -17,11 +17,6 @@
 #include "../vhdx/create.h"
 #include "vhdxsetup.h"
 
-struct source {
-	struct chain *chain;		/* NULL: a raw file */
-	struct image_file raw;
-	u64 size;
-};
 
 /* Reads [@off, @off + @len) of link @i's virtual disk; never crosses a block. */
 static int link_read(struct chain *c, unsigned int i, u64 off, u8 *buf,
@@ -151,9 +146,7 @@ static int pwrite_all(int fd, const void *buf, size_t len, u64 off)
 	return 0;
 }
 
-enum out_kind { OUT_DYNAMIC, OUT_FIXED, OUT_RAW };
-
-static int convert(struct source *s, const char *dst, enum out_kind kind,
+int convert(struct source *s, const char *dst, enum out_kind kind,
 		   u32 block_size, bool quiet)
 {
 	struct vhdx_create_params p = { .creator = "vhdxsetup" };

@@ -1616,6 +1616,8 @@ static const struct command commands[] = {
 	{ "convert", cmd_convert,
 	  "[--fixed|--dynamic|--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
 	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
+	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
+	  "write a differencing image's chain into a new dynamic image" },
 };
 
 const struct command *find_command(const char *name)

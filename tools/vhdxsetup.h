@@ -94,6 +94,20 @@ struct progress {
 void progress_init(struct progress *p, const char *what, bool quiet);
 void progress(struct progress *p, u64 done, u64 total);
 
+/* What convert and merge --flatten copy from. */
+struct source {
+	struct chain *chain;		/* NULL: a raw file */
+	struct image_file raw;
+	u64 size;
+};
+
+enum out_kind { OUT_DYNAMIC, OUT_FIXED, OUT_RAW };
+
+/* Copies @s into the new file @dst; an exit status. */
+int convert(struct source *s, const char *dst, enum out_kind kind,
+	    u32 block_size, bool quiet);
+
 int cmd_convert(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif /* VHDXSETUP_H */

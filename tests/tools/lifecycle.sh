@@ -145,6 +145,20 @@ if "$setup" convert --to raw "$work/lc-chain.vhdx" "$work/lc-chain.out" 2>"$work
 else
 	fail lc-convert-chain-to-raw "$(tail -1 "$work/err")"
 fi
+
+# --- merge --flatten: a chain of depth 2 into a standalone dynamic image --
+"$setup" create --parent "$work/lc-chain.vhdx" "$work/lc-chain2.vhdx" 2>/dev/null
+if "$setup" merge --flatten "$work/lc-flat.vhdx" "$work/lc-chain2.vhdx" 2>"$work/err"; then
+	lc_clean merge-flatten "$work/lc-flat.vhdx"
+	lc_type merge-flatten dynamic "$work/lc-flat.vhdx"
+	qemu-img convert -O raw "$work/lc-flat.vhdx" "$work/lc-q.raw"
+	lc_cmp merge-flatten-content "$work/lc-q.raw" "$src"
+else
+	fail lc-merge-flatten "$(tail -1 "$work/err")"
+fi
+lc_refuse merge-not-differencing 2 "$setup" merge --flatten "$work/lc-x.vhdx" "$work/lc-conv-fixed.vhdx"
+lc_refuse merge-both 2 "$setup" merge --into --flatten "$work/lc-x.vhdx" "$work/lc-chain.vhdx"
+lc_refuse merge-into-not-done 2 "$setup" merge "$work/lc-chain.vhdx"
 lc_refuse convert-no-dst 2 "$setup" convert "$src"
 lc_refuse convert-raw-fixed 2 "$setup" convert --fixed --to raw "$src" "$work/lc-x.raw"
 lc_refuse convert-bad-to 2 "$setup" convert --to qcow2 "$src" "$work/lc-x"
