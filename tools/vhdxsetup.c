@@ -1614,7 +1614,7 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "NAME",
 	  "show the image, parents, mode and state of /dev/mapper/NAME" },
 	{ "convert", cmd_convert,
-	  "[--fixed|--dynamic|--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
+	  "[--fixed] [--dynamic] [--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
 	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
 	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
 	  "write a differencing image's chain into a new dynamic image" },
