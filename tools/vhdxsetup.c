@@ -16,6 +16,12 @@
 #include "../vhdx/parent.h"
 #include "vhdxsetup.h"
 
+/* Linux's values; glibc shows them only with _GNU_SOURCE. */
+#ifndef SEEK_DATA
+#define SEEK_DATA	3
+#define SEEK_HOLE	4
+#endif
+
 /* <linux/fs.h> would clash with the __le types of vhdx-user.h. */
 #ifndef BLKGETSIZE64
 #define BLKGETSIZE64	_IOR(0x12, 114, size_t)
@@ -215,6 +221,7 @@ enum {
 	OPT_PSS,
 	OPT_LOG_SIZE,
 	OPT_PARENT,
+	OPT_NO_SPARSE,
 	OPT_JSON,
 	OPT_REPAIR,
 	OPT_READ_ONLY,
@@ -223,7 +230,7 @@ enum {
 };
 
 static int create_parse(int argc, char **argv, struct vhdx_create_params *p,
-			const char **parent)
+			const char **parent, bool *no_sparse)
 {
 	static const struct option opts[] = {
 		{ "fixed", no_argument, NULL, OPT_FIXED },
@@ -232,6 +239,7 @@ static int create_parse(int argc, char **argv, struct vhdx_create_params *p,
 		{ "physical-sector-size", required_argument, NULL, OPT_PSS },
 		{ "log-size", required_argument, NULL, OPT_LOG_SIZE },
 		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "no-sparse", no_argument, NULL, OPT_NO_SPARSE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -268,6 +276,9 @@ static int create_parse(int argc, char **argv, struct vhdx_create_params *p,
 			break;
 		case OPT_PARENT:
 			*parent = optarg;
+			break;
+		case OPT_NO_SPARSE:
+			*no_sparse = true;
 			break;
 		case OPT_HELP:
 			printf("usage: %s create %s\n", progname,
@@ -494,6 +505,56 @@ static int create_verify(struct image_file *f,
 	return ret ? EXIT_TROUBLE : EXIT_OK;
 }
 
+/*
+ * Windows refuses to attach a VHDX file marked sparse on NTFS, and a copy
+ * of a sparse file may not keep its holes anyway: write real zeros into
+ * every hole so that the file owns all of its space.  Done before the
+ * image's structures are written, so only zeros go through here.
+ */
+static int fill_holes(const struct image_file *f, u64 size)
+{
+	static const size_t chunk = 1 << 20;
+	off_t pos = 0, end;
+	char *zeros;
+	int ret = 0;
+
+	zeros = calloc(1, chunk);
+	if (!zeros) {
+		fprintf(stderr, "%s: %s: out of memory\n", progname, f->path);
+		return -1;
+	}
+	while ((u64)pos < size) {
+		pos = lseek(f->fd, pos, SEEK_HOLE);
+		if (pos < 0 || (u64)pos >= size)
+			break;
+		end = lseek(f->fd, pos, SEEK_DATA);
+		if (end < 0 || (u64)end > size)
+			end = size;
+		while (pos < end) {
+			size_t n = end - pos < (off_t)chunk ? end - pos : chunk;
+			ssize_t w = pwrite(f->fd, zeros, n, pos);
+
+			if (w <= 0) {
+				fprintf(stderr, "%s: %s: cannot write zeros at %llu: %s\n",
+					progname, f->path,
+					(unsigned long long)pos,
+					w < 0 ? strerror(errno) : "short write");
+				ret = -1;
+				goto out;
+			}
+			pos += w;
+		}
+	}
+	if (pos < 0 && errno != ENXIO) {
+		fprintf(stderr, "%s: %s: cannot look for holes: %s\n",
+			progname, f->path, strerror(errno));
+		ret = -1;
+	}
+out:
+	free(zeros);
+	return ret;
+}
+
 static int cmd_create(int argc, char **argv)
 {
 	struct vhdx_create_params p = { .creator = VHDXSETUP_CREATOR };
@@ -503,9 +564,10 @@ static int cmd_create(int argc, char **argv)
 	const char *path, *parent = NULL;
 	struct image_file f;
 	struct vhdx_io io;
+	bool no_sparse = false;
 	int ret;
 
-	ret = create_parse(argc, argv, &p, &parent);
+	ret = create_parse(argc, argv, &p, &parent, &no_sparse);
 	if (ret)
 		return ret;
 	path = argv[optind];
@@ -528,6 +590,10 @@ static int cmd_create(int argc, char **argv)
 		fprintf(stderr, "%s: %s: cannot extend to %llu bytes: %s\n",
 			progname, path, (unsigned long long)layout.file_size,
 			strerror(errno));
+		ret = EXIT_TROUBLE;
+		goto out;
+	}
+	if (no_sparse && fill_holes(&f, layout.file_size)) {
 		ret = EXIT_TROUBLE;
 		goto out;
 	}
@@ -647,7 +713,12 @@ static const char *image_type(const struct vhdx_image *img)
 {
 	if (img->geo.has_parent)
 		return "differencing";
-	return image_is_fixed(img) ? "fixed" : "dynamic";
+	/*
+	 * As Hyper-V says it: the mark, not the BAT.  A dynamic image whose
+	 * blocks were all written is still dynamic.
+	 */
+	return img->file_flags & VHDX_PARAMS_LEAVE_BLOCK_ALLOCATED ?
+	       "fixed" : "dynamic";
 }
 
 static void info_show(const struct image_file *f, const struct vhdx_image *img,
@@ -1543,7 +1614,7 @@ static int cmd_status(int argc, char **argv)
 
 static const struct command commands[] = {
 	{ "create", cmd_create,
-	  "[--fixed] [--block-size SIZE] [--logical-sector-size 512|4096] [--physical-sector-size 512|4096] [--log-size SIZE] [--parent PARENT] IMAGE [SIZE]",
+	  "[--fixed] [--no-sparse] [--block-size SIZE] [--logical-sector-size 512|4096] [--physical-sector-size 512|4096] [--log-size SIZE] [--parent PARENT] IMAGE [SIZE]",
 	  "make a new, empty image (SIZE takes K, M, G, T suffixes); with --parent, a differencing image of PARENT's size" },
 	{ "info", cmd_info, "[--json] IMAGE",
 	  "show the geometry, ids, log state, allocation and parent locator of an image" },
@@ -1557,6 +1628,11 @@ static const struct command commands[] = {
 	  "show the image, parents, mode and state of /dev/mapper/NAME" },
 	{ "list", cmd_list, "[--json]",
 	  "show every dm-vhdx device: name, image, loop devices, parents, mode, health" },
+	{ "convert", cmd_convert,
+	  "[--fixed] [--dynamic] [--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
+	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
+	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
+	  "write a differencing image's chain into a new dynamic image" },
 };
 
 const struct command *find_command(const char *name)

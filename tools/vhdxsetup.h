@@ -119,5 +119,30 @@ int tab_parse_line(char *line, struct tab_entry *e, char *err, size_t len);
 /* "open --all", "close --all", with "--tab FILE"? */
 bool tab_wanted(int argc, char **argv);
 int tab_run(const char *cmd, int argc, char **argv);
+/* Progress of long work on stderr: only on a tty, never with --quiet. */
+struct progress {
+	const char *what;
+	bool on;
+	double start, last;
+};
+
+void progress_init(struct progress *p, const char *what, bool quiet);
+void progress(struct progress *p, u64 done, u64 total);
+
+/* What convert and merge --flatten copy from. */
+struct source {
+	struct chain *chain;		/* NULL: a raw file */
+	struct image_file raw;
+	u64 size;
+};
+
+enum out_kind { OUT_DYNAMIC, OUT_FIXED, OUT_RAW };
+
+/* Copies @s into the new file @dst; an exit status. */
+int convert(struct source *s, const char *dst, enum out_kind kind,
+	    u32 block_size, bool quiet);
+
+int cmd_convert(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif /* VHDXSETUP_H */

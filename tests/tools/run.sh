@@ -807,5 +807,7 @@ guest_tests() {
 }
 guest_tests
 
+. "$top/tests/tools/lifecycle.sh"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
