@@ -12,7 +12,7 @@
 #define VHDX_CREATE_DEFAULT_BLOCK_SIZE		(32 * VHDX_MiB)
 #define VHDX_CREATE_DEFAULT_LOG_SIZE		VHDX_MiB
 #define VHDX_CREATE_DEFAULT_PHYSICAL_SECTOR	4096
-#define VHDX_CREATE_LOG_SIZE_MAX		(256 * VHDX_MiB)
+#define VHDX_CREATE_LOG_SIZE_MAX		VHDX_LOG_LENGTH_MAX
 
 /*
  * The parent of a differencing image: its DataWriteGuid (the linkage), its

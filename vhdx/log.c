@@ -43,7 +43,21 @@ struct vhdx_log {
 	u8 *sector;			/* VHDX_LOG_SECTOR bytes */
 	u8 *desc;			/* VHDX_LOG_SECTOR bytes, collect only */
 	const char *why;		/* why the last entry checked is invalid */
+	/*
+	 * The search only: the CRC-32C register (from 0, no inversions)
+	 * after ring sectors [0, s), for s = 0 .. sectors; and x^(32768 *
+	 * 2^k) mod the CRC polynomial, to move a register past k sectors.
+	 */
+	u32 *prefix;
+	u32 sector_shift[32];
 };
+
+/* Bit-reflected, as crc32c() computes: bit 31 is the coefficient of x^0. */
+#define VHDX_CRC32C_POLY		0x82f63b78U
+#define VHDX_CRC32C_ONE			0x80000000U
+
+/* The log is read in pieces of this size to compute log->prefix. */
+#define VHDX_LOG_SCAN_CHUNK		(64 * 1024)
 
 /* A run of entries with consecutive sequence numbers (2.3.3 step 3). */
 struct vhdx_log_run {
@@ -114,8 +128,98 @@ static int vhdx_log_init(struct vhdx_image *img, struct vhdx_log *log,
 	return 0;
 }
 
+/* a * b modulo the CRC-32C polynomial, both bit-reflected. */
+static u32 vhdx_crc_mulmod(u32 a, u32 b)
+{
+	u32 product = 0, bit;
+
+	for (bit = VHDX_CRC32C_ONE; bit; bit >>= 1) {
+		if (a & bit)
+			product ^= b;
+		b = (b & 1) ? (b >> 1) ^ VHDX_CRC32C_POLY : b >> 1;
+	}
+	return product;
+}
+
+/* The register @crc after @sectors 4 KiB sectors of zeros. */
+static u32 vhdx_log_crc_shift(const struct vhdx_log *log, u32 crc, u32 sectors)
+{
+	unsigned int k;
+
+	for (k = 0; sectors; k++, sectors >>= 1)
+		if (sectors & 1)
+			crc = vhdx_crc_mulmod(log->sector_shift[k], crc);
+	return crc;
+}
+
+/*
+ * The register, from 0, over @count ring sectors from sector @first,
+ * wrapping: a register is linear in its start value, so this is one
+ * prefix minus the other moved past the range.
+ */
+static u32 vhdx_log_range_crc(const struct vhdx_log *log, u32 first, u32 count)
+{
+	u32 sectors = log->length / VHDX_LOG_SECTOR, head;
+
+	if (first + count <= sectors)
+		return log->prefix[first + count] ^
+		       vhdx_log_crc_shift(log, log->prefix[first], count);
+	head = vhdx_log_range_crc(log, first, sectors - first);
+	count -= sectors - first;
+	return vhdx_log_crc_shift(log, head, count) ^ log->prefix[count];
+}
+
+/*
+ * Every ring offset may start an entry that claims the whole ring: reading
+ * each candidate whole would cost a crafted log a number of reads
+ * quadratic in its length.  One pass over the ring instead gives the CRC
+ * of any range in constant time.
+ */
+static int vhdx_log_prefix_init(struct vhdx_log *log)
+{
+	const struct vhdx_io *io = log->img->io;
+	u32 sectors = log->length / VHDX_LOG_SECTOR, s, i, n;
+	u8 *chunk;
+	int ret = 0;
+
+	memset(log->sector, 0, VHDX_LOG_SECTOR);
+	log->sector_shift[0] = vhdx_crc32c(VHDX_CRC32C_ONE, log->sector,
+					   VHDX_LOG_SECTOR);
+	for (i = 1; i < ARRAY_SIZE(log->sector_shift); i++)
+		log->sector_shift[i] = vhdx_crc_mulmod(log->sector_shift[i - 1],
+						       log->sector_shift[i - 1]);
+	log->prefix = vhdx_alloc(((size_t)sectors + 1) * sizeof(u32));
+	chunk = vhdx_alloc(VHDX_LOG_SCAN_CHUNK);
+	if (!log->prefix || !chunk) {
+		ret = vhdx_fail(log->img, -ENOMEM, "log: out of memory");
+		goto out;
+	}
+	for (s = 0; s < sectors; s += n) {
+		n = min_t(u32, sectors - s, VHDX_LOG_SCAN_CHUNK / VHDX_LOG_SECTOR);
+		ret = io->read(io->priv, log->offset + (u64)s * VHDX_LOG_SECTOR,
+			       chunk, (size_t)n * VHDX_LOG_SECTOR);
+		if (ret) {
+			ret = vhdx_fail(log->img, ret,
+					"log: read error %d at ring offset %llu",
+					ret, (unsigned long long)s * VHDX_LOG_SECTOR);
+			goto out;
+		}
+		for (i = 0; i < n; i++)
+			log->prefix[s + i + 1] =
+				vhdx_crc32c(log->prefix[s + i],
+					    chunk + (size_t)i * VHDX_LOG_SECTOR,
+					    VHDX_LOG_SECTOR);
+		vhdx_cond_resched();
+	}
+out:
+	vhdx_free(chunk);
+	return ret;
+}
+
 static void vhdx_log_exit(struct vhdx_log *log)
 {
+	vhdx_free(log->prefix);
+	log->prefix = NULL;
 	vhdx_free(log->sector);
 	log->sector = NULL;
 	log->desc = NULL;
@@ -218,9 +322,10 @@ static const char *vhdx_log_check_desc_sector(const u8 *buf, u32 index,
 
 /*
  * Validates the entry at ring offset @pos: every header field, descriptor
- * and data sector, then the CRC over the whole entry, computed as the
- * sectors stream by.  Returns 0 if valid, 1 if not (log->why says why),
- * or a negative errno for a read error.
+ * and data sector, and the CRC over the whole entry, computed as the
+ * sectors stream by or, in the search, from log->prefix; then the sectors
+ * past the data are not read at all.  Returns 0 if valid, 1 if not
+ * (log->why says why), or a negative errno for a read error.
  */
 static int vhdx_log_check_entry(struct vhdx_log *log, u32 pos,
 				struct vhdx_log_entry_info *info)
@@ -241,12 +346,28 @@ static int vhdx_log_check_entry(struct vhdx_log *log, u32 pos,
 	crc = ~vhdx_checksum(log->sector, VHDX_LOG_SECTOR,
 			     offsetof(struct vhdx_log_entry_header, checksum));
 	sectors = info->length / VHDX_LOG_SECTOR;
+	if (log->prefix) {
+		if (sectors > 1)
+			crc = vhdx_log_crc_shift(log, crc, sectors - 1) ^
+			      vhdx_log_range_crc(log,
+						 vhdx_log_advance(log, pos, VHDX_LOG_SECTOR) /
+						 VHDX_LOG_SECTOR, sectors - 1);
+		if (~crc != stored) {
+			log->why = "checksum mismatch";
+			return 1;
+		}
+	}
 	for (index = 0; index < sectors; index++) {
+		if (index && log->prefix &&
+		    index >= info->descriptor_sectors + data_count)
+			break;
 		if (index) {
 			ret = vhdx_log_read(log, pos, index, log->sector);
 			if (ret)
 				return ret;
-			crc = vhdx_crc32c(crc, log->sector, VHDX_LOG_SECTOR);
+			if (!log->prefix)
+				crc = vhdx_crc32c(crc, log->sector,
+						  VHDX_LOG_SECTOR);
 		}
 		if (index < info->descriptor_sectors)
 			log->why = vhdx_log_check_desc_sector(log->sector,
@@ -263,7 +384,7 @@ static int vhdx_log_check_entry(struct vhdx_log *log, u32 pos,
 			return 1;
 		}
 	}
-	if (~crc != stored) {
+	if (!log->prefix && ~crc != stored) {
 		log->why = "checksum mismatch";
 		return 1;
 	}
@@ -328,6 +449,7 @@ static int vhdx_log_extend(struct vhdx_log *log, struct vhdx_log_pos *cache,
 		run->count++;
 		used += p->length;
 		pos = vhdx_log_advance(log, pos, p->length);
+		vhdx_cond_resched();
 	}
 	run->next = pos;
 	return 0;
@@ -385,6 +507,7 @@ static int vhdx_log_search(struct vhdx_log *log, struct vhdx_log_pos *cache,
 		if (cur_tail <= old_tail)
 			return 0;
 		old_tail = cur_tail;
+		vhdx_cond_resched();
 	}
 }
 
@@ -411,6 +534,16 @@ int vhdx_log_find_active(struct vhdx_image *img, struct vhdx_log_sequence *seq)
 	ret = vhdx_log_init(img, &log, 1);
 	if (ret)
 		return ret;
+	cache = NULL;
+	if (log.length > VHDX_LOG_LENGTH_MAX) {
+		ret = vhdx_fail(img, -EFBIG,
+				"log: %u bytes long; logs of more than %u MiB are not replayed",
+				log.length, (unsigned int)(VHDX_LOG_LENGTH_MAX / VHDX_MiB));
+		goto out;
+	}
+	ret = vhdx_log_prefix_init(&log);
+	if (ret)
+		goto out;
 	cache = vhdx_alloc((size_t)(log.length / VHDX_LOG_SECTOR) *
 			   sizeof(*cache));
 	if (!cache) {
@@ -572,6 +705,7 @@ int vhdx_log_collect(struct vhdx_image *img,
 			goto out;
 		if (i + 1 < seq->entry_count)
 			pos = vhdx_log_advance(&log, pos, info.length);
+		vhdx_cond_resched();
 	}
 	if (pos != seq->head)
 		ret = vhdx_fail(img, -EINVAL,

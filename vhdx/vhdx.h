@@ -27,6 +27,13 @@ struct vhdx_io {
 
 #define VHDX_IO_ALIGN	VHDX_LOG_SECTOR_SIZE
 
+/*
+ * The longest log replayed (Hyper-V and QEMU write 1 MiB logs).  Finding
+ * its active sequence reads it once and keeps 20 bytes per 4 KiB of it:
+ * at most 1.25 MiB, for a moment, at open.
+ */
+#define VHDX_LOG_LENGTH_MAX	(256 * VHDX_MiB)
+
 /* The sizes that define a virtual disk and everything derived from them. */
 struct vhdx_geometry {
 	u64 virtual_size;		/* bytes */

@@ -18,6 +18,7 @@ fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 
 make -s -C "$top/tools" vhdx-dump
 dump=$top/tools/vhdx-dump
+mangle=$top/tests/e2e/vhdxmangle.py
 
 virtual_size() {
 	qemu-img info --output=json "$1" |
@@ -112,7 +113,47 @@ dirty_log() {
 	fi
 }
 
+# A crafted 16 MiB log: a header at every 4 KiB claiming the whole ring,
+# with a wrong checksum.  Validating each candidate by reading it whole
+# made the search quadratic (16.7 M sector reads, minutes); it must now be
+# refused at once.  HOSTILE_DUMP=path runs another vhdx-dump (an old one).
+hostile_log() {
+	local img=$work/hostile.vhdx guid=5f6e0d2a-8a31-4c57-9b1e-0c4b9e0a7d11 t rc
+	qemu-img create -q -f vhdx -o log_size=16M "$img" 64M
+	python3 "$mangle" header-set "$img" 1 log_guid "$guid"
+	python3 "$mangle" header-set "$img" 2 log_guid "$guid"
+	MANGLE_DIR=$(dirname "$mangle") python3 - "$img" "$guid" <<-'EOF2'
+	import os, struct, sys, uuid
+	sys.path.insert(0, os.environ["MANGLE_DIR"])
+	import vhdxmangle as vm
+	path, guid = sys.argv[1], uuid.UUID(sys.argv[2])
+	img = vm.Image(path)
+	h = img.headers[img.current_header()]
+	off, length = h["log_offset"], h["log_length"]
+	with open(path, "r+b") as f:
+	    for pos in range(0, length, 4096):
+	        hdr = struct.pack("<4sIIIQII16sQQ", b"loge", 0, length, 0, 1, 0, 0,
+	                          guid.bytes_le, 0, 0)
+	        f.seek(off + pos)
+	        f.write(hdr.ljust(4096, b"\0"))
+	EOF2
+	t=$SECONDS
+	timeout 60 "${HOSTILE_DUMP:-$dump}" "$img" > "$work/hostile.out" 2>&1
+	rc=$?
+	t=$((SECONDS - t))
+	if [ "$rc" = 124 ]; then
+		fail hostile-log "not refused within 60 s"
+	elif [ "$rc" = 0 ] || ! grep -q "no valid log sequence" "$work/hostile.out"; then
+		fail hostile-log "rc=$rc: $(head -c 300 "$work/hostile.out")"
+	elif [ "$t" -gt 10 ]; then
+		fail hostile-log "refused, but only after $t s"
+	else
+		pass hostile-log
+	fi
+}
+
 read_matrix
 dirty_log
+hostile_log
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
