@@ -129,23 +129,6 @@ void progress_init(struct progress *p, const char *what, bool quiet)
 	p->on = !quiet && isatty(STDERR_FILENO);
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, u64 off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const u8 *)buf + done, len - done,
-				   off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += n;
-	}
-	return 0;
-}
-
 int convert(struct source *s, const char *dst, enum out_kind kind,
 		   u32 block_size, bool quiet)
 {
@@ -217,7 +200,7 @@ int convert(struct source *s, const char *dst, enum out_kind kind,
 		progress(&pr, off + len, s->size);
 		if (kind == OUT_RAW) {
 			if (!all_zero(buf, len) &&
-			    pwrite_all(f.fd, buf, len, off))
+			    file_write(&f, off, buf, len))
 				goto io_error;
 			continue;
 		}
@@ -232,12 +215,12 @@ int convert(struct source *s, const char *dst, enum out_kind kind,
 			bat[vhdx_bat_payload_index(&layout.geo, block)] =
 				cpu_to_le64(where | VHDX_PAYLOAD_FULLY_PRESENT);
 		}
-		if (!all_zero(buf, len) && pwrite_all(f.fd, buf, len, where))
+		if (!all_zero(buf, len) && file_write(&f, where, buf, len))
 			goto io_error;
 	}
 	if (kind == OUT_DYNAMIC &&
-	    pwrite_all(f.fd, bat, layout.geo.bat_entries * sizeof(*bat),
-		       layout.bat_offset))
+	    file_write(&f, layout.bat_offset, bat,
+		       layout.geo.bat_entries * sizeof(*bat)))
 		goto io_error;
 	/* A block past the virtual size's end still owns its whole space. */
 	if (ftruncate(f.fd, end) || fsync(f.fd))

@@ -60,7 +60,7 @@ static int file_read(void *priv, u64 offset, void *buf, size_t len)
 	return 0;
 }
 
-static int file_write(void *priv, u64 offset, const void *buf, size_t len)
+int file_write(void *priv, u64 offset, const void *buf, size_t len)
 {
 	struct image_file *f = priv;
 	size_t done = 0;

@@ -40,6 +40,8 @@ struct image_file {
 
 /* Opens @path with @flags; on failure says why on stderr, returns -1. */
 int image_file_open(struct image_file *f, const char *path, int flags);
+/* All of @len bytes at @offset of the image_file @priv, or -errno. */
+int file_write(void *priv, u64 offset, const void *buf, size_t len);
 void image_io_init(struct vhdx_io *io, struct image_file *f, bool writable);
 int image_open(struct vhdx_image *img, const struct vhdx_io *io, u64 size,
 	       bool read_only);
