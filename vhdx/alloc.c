@@ -43,21 +43,29 @@ static u64 vhdx_align_up(u64 v)
 }
 
 /*
- * The gaps between the objects, which vhdx_objects_check() sorted and
- * found disjoint; data_end already covers the space past the last one.
- * Without memory to remember a gap, it stays unused: nothing is lost.
+ * The MiBs that no object holds, below the end of the last one, which
+ * data_end already covers.  Without memory to remember a gap, it stays
+ * unused: nothing is lost.
  */
 void vhdx_space_add_gaps(struct vhdx_image *img,
-			 const struct vhdx_object *objs, u64 count)
+			 const struct vhdx_object_map *map)
 {
-	u64 i, start, end;
+	u64 mib, start = 0;
+	bool in_gap = false;
 
-	for (i = 1; i < count; i++) {
-		start = vhdx_align_up(objs[i - 1].offset + objs[i - 1].length);
-		end = objs[i].offset & ~(VHDX_OBJECT_ALIGN - 1);
-		if (end > start &&
-		    vhdx_extents_push(&img->free_space, start, end - start))
+	for (mib = 0; mib <= map->mibs; mib++) {
+		bool held = mib == map->mibs || vhdx_object_map_test(map, mib);
+
+		if (!(mib % (1U << 20)))
+			vhdx_cond_resched();
+		if (!held && !in_gap)
+			start = mib;
+		if (held && in_gap &&
+		    vhdx_extents_push(&img->free_space,
+				      start * VHDX_OBJECT_ALIGN,
+				      (mib - start) * VHDX_OBJECT_ALIGN))
 			return;
+		in_gap = !held;
 	}
 }
 

@@ -167,59 +167,147 @@ static int vhdx_bat_object_inside(struct vhdx_image *img,
 			 (unsigned long long)img->device_size);
 }
 
+/* Whether the loops over the BAT should let others run. */
+static bool vhdx_bat_resched_point(u64 index)
+{
+	return !(index % 65536);
+}
+
 /*
- * Checks every entry and that no allocated block lies outside the device or
- * overlaps another object; counts the allocated payload blocks.
+ * Checks every entry's state and that its block lies inside the device;
+ * counts the payload blocks that own data and finds the end of the last
+ * object.
  */
-int vhdx_bat_check(struct vhdx_image *img)
+static int vhdx_bat_check_entries(struct vhdx_image *img, u64 *end)
 {
 	struct vhdx_bat_cursor c = { 0 };
-	struct vhdx_object obj, *objs;
-	u64 allocated = 0, payload = 0;
-	u32 fixed;
+	struct vhdx_object obj;
+	u64 payload = 0;
 	int ret;
 
 	for (; c.index < img->geo.bat_entries;
 	     vhdx_bat_cursor_next(&img->geo, &c)) {
+		if (vhdx_bat_resched_point(c.index))
+			vhdx_cond_resched();
 		ret = vhdx_bat_entry_object(img, &c, &obj);
 		if (!ret && obj.length)
 			ret = vhdx_bat_object_inside(img, &obj);
 		if (ret)
 			return ret;
-		if (obj.length) {
-			allocated++;
-			payload += obj.kind == VHDX_OBJECT_PAYLOAD_BLOCK;
-		}
-	}
-
-	objs = vhdx_alloc((allocated + img->region_count + 2) * sizeof(*objs));
-	if (!objs)
-		return vhdx_fail(img, -ENOMEM,
-				 "BAT: out of memory for %llu allocated blocks",
-				 (unsigned long long)allocated);
-	fixed = vhdx_objects_add_fixed(img, objs);
-	allocated = fixed;
-	memset(&c, 0, sizeof(c));
-	for (; c.index < img->geo.bat_entries;
-	     vhdx_bat_cursor_next(&img->geo, &c)) {
-		vhdx_bat_entry_object(img, &c, &obj);
-		if (obj.length)
-			objs[allocated++] = obj;
-	}
-	ret = vhdx_objects_check(img, objs, allocated);
-	if (!ret) {
-		img->data_end = vhdx_objects_end(objs, allocated);
-		vhdx_space_add_gaps(img, objs, allocated);
-	}
-	vhdx_free(objs);
-	if (ret) {
-		char why[VHDX_ERROR_MAX];
-
-		memcpy(why, img->error, sizeof(why));
-		return vhdx_fail(img, ret, "BAT: %s", why);
+		if (!obj.length)
+			continue;
+		payload += obj.kind == VHDX_OBJECT_PAYLOAD_BLOCK;
+		*end = max_t(u64, *end, obj.offset + obj.length);
 	}
 	img->allocated_blocks = payload;
 	return 0;
+}
+
+/*
+ * Which object other than @claimer, a block at BAT entry @claimer_index,
+ * holds MiB @mib: a fixed one or a block of an earlier entry.  Only
+ * called to name the culprit of an overlap, so a second pass is fine.
+ */
+static void vhdx_bat_find_holder(struct vhdx_image *img,
+				 const struct vhdx_object *fixed, u32 nfixed,
+				 u64 claimer_index, u64 mib,
+				 struct vhdx_object *holder)
+{
+	struct vhdx_bat_cursor c = { 0 };
+	u32 i;
+
+	for (i = 0; i < nfixed; i++) {
+		if (vhdx_object_holds(&fixed[i], mib)) {
+			*holder = fixed[i];
+			return;
+		}
+	}
+	for (; c.index < claimer_index; vhdx_bat_cursor_next(&img->geo, &c)) {
+		if (vhdx_bat_resched_point(c.index))
+			vhdx_cond_resched();
+		vhdx_bat_entry_object(img, &c, holder);
+		if (vhdx_object_holds(holder, mib))
+			return;
+	}
+	memset(holder, 0, sizeof(*holder));	/* not reached */
+}
+
+static int vhdx_bat_overlap(struct vhdx_image *img,
+			    const struct vhdx_object *a,
+			    const struct vhdx_object *b)
+{
+	const struct vhdx_object *lo = a->offset < b->offset ? a : b;
+	const struct vhdx_object *hi = lo == a ? b : a;
+	char first[64], second[64];
+
+	vhdx_object_describe(img, lo, first, sizeof(first));
+	vhdx_object_describe(img, hi, second, sizeof(second));
+	return vhdx_fail(img, -EINVAL, "BAT: %s at %llu overlaps %s at %llu",
+			 second, (unsigned long long)hi->offset,
+			 first, (unsigned long long)lo->offset);
+}
+
+/*
+ * Marks the fixed objects, which the region table check found disjoint,
+ * then every block, each of which must find its MiBs free.
+ */
+static int vhdx_bat_claim_all(struct vhdx_image *img,
+			      struct vhdx_object_map *map,
+			      const struct vhdx_object *fixed, u32 nfixed)
+{
+	struct vhdx_bat_cursor c = { 0 };
+	struct vhdx_object obj, holder;
+	u64 mib;
+	u32 i;
+
+	for (i = 0; i < nfixed; i++)
+		vhdx_object_map_claim(map, &fixed[i]);
+	for (; c.index < img->geo.bat_entries;
+	     vhdx_bat_cursor_next(&img->geo, &c)) {
+		if (vhdx_bat_resched_point(c.index))
+			vhdx_cond_resched();
+		vhdx_bat_entry_object(img, &c, &obj);
+		if (!obj.length)
+			continue;
+		mib = vhdx_object_map_claim(map, &obj);
+		if (mib == U64_MAX)
+			continue;
+		vhdx_bat_find_holder(img, fixed, nfixed, c.index, mib, &holder);
+		return vhdx_bat_overlap(img, &obj, &holder);
+	}
+	return 0;
+}
+
+/*
+ * Checks every entry and that no allocated block lies outside the device or
+ * overlaps another object; finds the free space between the objects.
+ */
+int vhdx_bat_check(struct vhdx_image *img)
+{
+	struct vhdx_object_map map = { 0 };
+	struct vhdx_object *fixed;
+	u64 end = VHDX_HEADER_SECTION_SIZE;
+	u32 nfixed, i;
+	int ret;
+
+	fixed = vhdx_alloc((img->region_count + 2) * sizeof(*fixed));
+	if (!fixed)
+		return vhdx_fail(img, -ENOMEM, "BAT: out of memory");
+	nfixed = vhdx_objects_add_fixed(img, fixed);
+	for (i = 0; i < nfixed; i++)
+		end = max_t(u64, end, fixed[i].offset + fixed[i].length);
+	ret = vhdx_bat_check_entries(img, &end);
+	if (!ret)
+		ret = vhdx_object_map_init(img, &map, end);
+	if (!ret)
+		ret = vhdx_bat_claim_all(img, &map, fixed, nfixed);
+	if (!ret) {
+		img->data_end = map.mibs * VHDX_OBJECT_ALIGN;
+		vhdx_space_add_gaps(img, &map);
+	}
+	vhdx_object_map_free(&map);
+	vhdx_free(fixed);
+	return ret;
 }
 
 int vhdx_bat_load(struct vhdx_image *img)

@@ -214,7 +214,25 @@ u32 vhdx_objects_add_fixed(const struct vhdx_image *img,
 			   struct vhdx_object *objs);
 int vhdx_objects_check(struct vhdx_image *img, struct vhdx_object *objs,
 		       u64 count);
-u64 vhdx_objects_end(const struct vhdx_object *objs, u64 count);
+
+/*
+ * Which MiBs of the file the objects hold, one bit each, while the BAT is
+ * checked at open; VHDX_OBJECT_MAP_MAX bounds it to 32 MiB of memory.
+ */
+#define VHDX_OBJECT_MAP_MAX	(256ULL << 40)
+
+struct vhdx_object_map {
+	u8 *bits;
+	u64 mibs;
+};
+
+bool vhdx_object_holds(const struct vhdx_object *obj, u64 mib);
+int vhdx_object_map_init(struct vhdx_image *img, struct vhdx_object_map *map,
+			 u64 end);
+void vhdx_object_map_free(struct vhdx_object_map *map);
+bool vhdx_object_map_test(const struct vhdx_object_map *map, u64 mib);
+u64 vhdx_object_map_claim(struct vhdx_object_map *map,
+			  const struct vhdx_object *obj);
 
 /* header.c */
 int vhdx_file_identifier_check(struct vhdx_image *img, const void *buf);
@@ -355,7 +373,7 @@ void vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
 
 /* alloc.c: room for new blocks, where no object of the image lies. */
 void vhdx_space_add_gaps(struct vhdx_image *img,
-			 const struct vhdx_object *objs, u64 count);
+			 const struct vhdx_object_map *map);
 int vhdx_space_alloc(struct vhdx_image *img, u64 length, u64 *offset);
 void vhdx_space_return(struct vhdx_image *img, u64 offset, u64 length);
 void vhdx_space_release(struct vhdx_image *img, u64 offset, u64 length);

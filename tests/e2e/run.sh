@@ -12,7 +12,7 @@
 # Usage: tests/e2e/run.sh [--kernel 6.1|6.12|both] [--only GROUP[,GROUP...]]
 #                         [--keep] [--list]
 # Groups: host, read-qemu-images, libvhdi-oracle, ext4-readonly, dirty-log, damaged,
-#         status-and-table.  --kernel picks the kernels of read-qemu-images
+#         status-and-table, huge.  --kernel picks the kernels of read-qemu-images
 #         (default both); the other guest groups run on 6.12 unless --kernel
 #         names 6.1 only.
 # Environment: VM_RUN (default tests/guest/vm-run), TMPDIR, PYTHON,
@@ -33,7 +33,7 @@ MiB=1048576
 KERNEL=both
 ONLY=""
 KEEP=0
-ALL_GROUPS="host read-qemu-images libvhdi-oracle ext4-readonly dirty-log damaged status-and-table"
+ALL_GROUPS="host read-qemu-images libvhdi-oracle ext4-readonly dirty-log damaged status-and-table huge"
 
 usage() {
 	sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -210,7 +210,7 @@ boot() {
 	gs 'e2e_finish'
 	# GNU dd: busybox's iflag=direct does not open with O_DIRECT.
 	"$VM_RUN" --kernel "$kver" "${modarg[@]}" --files "$BOOT_DIR/files" --timeout 900 \
-		--bin /usr/bin/dd \
+		--mem "${BOOT_MEM:-1024}" --bin /usr/bin/dd \
 		"$BOOT_DIR/guest.sh" "${BOOT_DISKS[@]}" > "$BOOT_LOG" 2>&1 || BOOT_RC=$?
 	# The script may be booted again (second kernel): drop the finish line.
 	sed -i '$d' "$BOOT_DIR/guest.sh"
@@ -915,6 +915,87 @@ for tool in qemu-img qemu-io mkfs.ext4 cmp "$PYTHON"; do
 done
 [ -x "$VM_RUN" ] || note "warning: $VM_RUN not found; guest tests will fail"
 
+# ------------------------------------------------------------ group: huge
+# Fills the BAT of a VHDX as qemu-img created it: every payload block of
+# the disk present, one after the other from DATA_MIB on.
+fill_bat() {
+	"$PYTHON" - "$1" "$2" "$3" <<'EOF'
+import array, sys
+path, bat_off, data_mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+MiB, FULLY_PRESENT, RATIO, BLOCKS = 1 << 20, 6, 4096, 1 << 26
+with open(path, "r+b") as f:
+    f.seek(bat_off)
+    for first in range(0, BLOCKS, RATIO):
+        start = (data_mib + first) * MiB | FULLY_PRESENT
+        chunk = array.array("Q", range(start, start + RATIO * MiB, MiB))
+        if first + RATIO < BLOCKS:
+            chunk.append(0)     # the chunk's sector bitmap entry
+        f.write(chunk.tobytes())
+EOF
+}
+
+bat_offset() {
+	"$PYTHON" - "$1" "$HERE" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+import vhdxmangle as m
+with open(sys.argv[1], "rb") as f:
+    rt = m.parse_region_table(m.read_at(f, m.REGION_OFFSETS[0], m.REGION_SIZE))
+    print(m.find_region(rt, m.GUID_BAT)["file_offset"])
+EOF
+}
+
+# The largest disk the format allows, 64 TiB in 1 MiB blocks, all of them
+# allocated: a 512 MiB BAT.  The device is the image's first MiBs followed
+# by dm-zero up to where the last block ends.  It must open in a 2 GiB
+# guest: the BAT check needs one bit per MiB of the device (8 MiB), not
+# the 2 GiB that one record per block took.
+group_huge() {
+	local d img k=$OTHER_KERNEL t r data_mib head_sec vsec
+	plan_init huge
+	d=$BOOT_DIR
+	img=$d/huge.vhdx
+	q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" 64T
+	data_mib=$((($(stat -c %s "$img") + MiB - 1) / MiB))
+	fill_bat "$img" "$(bat_offset "$img")" "$data_mib"
+	head_sec=$((data_mib * MiB / 512))
+	vsec=$(((64 << 40) / 512))
+	add_disk "$img" ro
+	gs "echo '0 $head_sec linear $LAST_DEV 0' > /tmp/big-table"
+	gs "echo '$head_sec $vsec zero' >> /tmp/big-table"
+	gs "dmsetup create big --readonly --noudevsync < /tmp/big-table > /tmp/e2e-out 2>&1; res big create \$?"
+	gs "while read -r l; do res big createout \"\$l\"; done < /tmp/e2e-out"
+	gs "dmsetup mknodes big > /dev/null 2>&1"
+	gs "t0=\$(date +%s)"
+	gs "if map huge /dev/mapper/big ro $vsec; then"
+	gs "  res huge opensec \$((\$(date +%s) - t0))"
+	gs "  res huge tail \$(dd if=/dev/mapper/huge bs=4096 skip=$(((64 << 40) / 4096 - 1)) count=1 2> /dev/null | od -An -v -tx1 | tr -s ' ' '\n' | sort -u | tr -d '\n')"
+	gs "  unmap huge"
+	gs "fi"
+	gs "dmsetup remove --noudevsync big > /dev/null 2>&1"
+	BOOT_MEM=2048 boot "$k" "$k"
+	rm -f "$img"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "huge[$k]" "$BOOT_ERR"
+		return 0
+	fi
+	t="huge[$k]/64TiB-fully-allocated-opens"
+	if [ "$(rget big create)" != 0 ]; then
+		r="could not build the device: $(rall big createout | tr '\n' ' ')"
+	else
+		r=$(check_opened huge $((64 << 40)))
+	fi
+	if [ -z "$r" ]; then
+		pass "$t"
+		note "64 TiB image opened in $(rget huge opensec) s"
+	else
+		fail "$t" "$r"
+	fi
+	t="huge[$k]/last-block-reads-zeros"
+	r=$(rget huge tail)
+	if [ "$r" = 00 ]; then pass "$t"; else fail "$t" "last 4 KiB read as '$r', not zeros"; fi
+}
+
 run_group() {
 	local g=$1 fn=$2 t=$SECONDS
 	want "$g" || return 0
@@ -936,6 +1017,7 @@ run_group ext4-readonly group_ext4_readonly
 run_group dirty-log group_dirty_log
 run_group damaged group_damaged
 run_group status-and-table group_status_and_table
+run_group huge group_huge
 
 note "total $(elapsed) s"
 echo "$PASSED passed, $FAILED failed"

@@ -486,6 +486,109 @@ static void bat_check_allocated_count(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, img->allocated_blocks, n);
 }
 
+static void expect_overlap_named(struct kunit *test, struct vhdx_image *img,
+				 const char *first, const char *second)
+{
+	KUNIT_EXPECT_EQ(test, vhdx_bat_check(img), -EINVAL);
+	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, first), "%s",
+				  img->error);
+	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, second), "%s",
+				  img->error);
+}
+
+/* The message names both objects, whichever entry comes first. */
+static void bat_check_overlap_names_both(struct kunit *test)
+{
+	struct vhdx_image *img = bat_img_default(test);
+
+	set_block(img, 9, VHDX_PAYLOAD_FULLY_PRESENT, 10 * VHDX_MiB);
+	set_block(img, 2, VHDX_PAYLOAD_FULLY_PRESENT, 10 * VHDX_MiB);
+	expect_overlap_named(test, img, "payload block 9", "payload block 2");
+
+	img = bat_img(test, 16 * VHDX_MiB, 2 * VHDX_MiB, 64 * VHDX_MiB);
+	set_block(img, 1, VHDX_PAYLOAD_FULLY_PRESENT, 11 * VHDX_MiB);
+	set_block(img, 5, VHDX_PAYLOAD_FULLY_PRESENT, 10 * VHDX_MiB);
+	expect_overlap_named(test, img,
+			     "payload block 1 (BAT entry 1) at 11534336 overlaps",
+			     "payload block 5 (BAT entry 5) at 10485760");
+
+	img = bat_img_default(test);
+	set_block(img, 3, VHDX_PAYLOAD_FULLY_PRESENT, 3 * VHDX_MiB);
+	expect_overlap_named(test, img, "payload block 3",
+			     "the metadata region");
+}
+
+/*
+ * A last block shorter than a MiB holds that MiB and no more; one longer
+ * than a MiB but short of its block size holds what it uses, rounded up.
+ */
+static void bat_check_short_last_block_neighbours(struct kunit *test)
+{
+	struct vhdx_image *img = bat_img(test, 14 * VHDX_MiB + 4096,
+					 2 * VHDX_MiB, 64 * VHDX_MiB);
+
+	set_block(img, 7, VHDX_PAYLOAD_FULLY_PRESENT, 40 * VHDX_MiB);
+	set_block(img, 0, VHDX_PAYLOAD_FULLY_PRESENT, 41 * VHDX_MiB);
+	KUNIT_EXPECT_EQ_MSG(test, vhdx_bat_check(img), 0, "%s", img->error);
+
+	img = bat_img(test, 15 * VHDX_MiB + 512, 2 * VHDX_MiB, 64 * VHDX_MiB);
+	set_block(img, 7, VHDX_PAYLOAD_FULLY_PRESENT, 40 * VHDX_MiB);
+	set_block(img, 0, VHDX_PAYLOAD_FULLY_PRESENT, 41 * VHDX_MiB);
+	expect_overlap_named(test, img, "payload block 7", "payload block 0");
+
+	img = bat_img(test, 15 * VHDX_MiB + 512, 2 * VHDX_MiB, 64 * VHDX_MiB);
+	set_block(img, 7, VHDX_PAYLOAD_FULLY_PRESENT, 40 * VHDX_MiB);
+	set_block(img, 0, VHDX_PAYLOAD_FULLY_PRESENT, 42 * VHDX_MiB);
+	KUNIT_EXPECT_EQ_MSG(test, vhdx_bat_check(img), 0, "%s", img->error);
+}
+
+/* The space no object holds below the last one is free, in order. */
+static void bat_check_free_space(struct kunit *test)
+{
+	struct vhdx_image *img = bat_img_default(test);
+	struct vhdx_free_space *fs = &img->free_space;
+
+	set_block(img, 0, VHDX_PAYLOAD_FULLY_PRESENT, 4 * VHDX_MiB);
+	set_block(img, 1, VHDX_PAYLOAD_FULLY_PRESENT, 10 * VHDX_MiB);
+	set_block(img, 2, VHDX_PAYLOAD_FULLY_PRESENT, 20 * VHDX_MiB);
+	set_block(img, 3, VHDX_PAYLOAD_FULLY_PRESENT, 11 * VHDX_MiB);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_bat_check(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, img->data_end, 21 * VHDX_MiB);
+	KUNIT_ASSERT_EQ(test, fs->count, 2U);
+	KUNIT_EXPECT_EQ(test, fs->extents[0].offset, 5 * VHDX_MiB);
+	KUNIT_EXPECT_EQ(test, fs->extents[0].length, 5 * VHDX_MiB);
+	KUNIT_EXPECT_EQ(test, fs->extents[1].offset, 12 * VHDX_MiB);
+	KUNIT_EXPECT_EQ(test, fs->extents[1].length, 8 * VHDX_MiB);
+
+	/* Nothing allocated: the fixed objects end the used space. */
+	img = bat_img_default(test);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_bat_check(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, img->data_end, 4 * VHDX_MiB);
+	KUNIT_EXPECT_EQ(test, img->free_space.count, 0U);
+}
+
+/*
+ * The map of the file is bounded: an object past VHDX_OBJECT_MAP_MAX is
+ * refused, not given a larger map; one well inside is fine.
+ */
+static void bat_check_object_map_bound(struct kunit *test)
+{
+	struct vhdx_image *img = bat_img(test, 16 * VHDX_MiB, VHDX_MiB,
+					 2 * VHDX_OBJECT_MAP_MAX);
+
+	set_block(img, 1, VHDX_PAYLOAD_FULLY_PRESENT, VHDX_OBJECT_MAP_MAX);
+	KUNIT_EXPECT_EQ(test, vhdx_bat_check(img), -EFBIG);
+	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, "256 TiB"), "%s",
+				  img->error);
+
+	img = bat_img(test, 16 * VHDX_MiB, VHDX_MiB, 2 * VHDX_OBJECT_MAP_MAX);
+	set_block(img, 1, VHDX_PAYLOAD_FULLY_PRESENT,
+		  VHDX_OBJECT_MAP_MAX - VHDX_MiB);
+	set_block(img, 2, VHDX_PAYLOAD_FULLY_PRESENT, 4 * VHDX_MiB);
+	KUNIT_EXPECT_EQ_MSG(test, vhdx_bat_check(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, img->data_end, VHDX_OBJECT_MAP_MAX);
+}
+
 static struct kunit_case vhdx_bat_cases[] = {
 	KUNIT_CASE(geometry_chunk_ratio_all),
 	KUNIT_CASE(geometry_chunk_ratio_table),
@@ -508,6 +611,10 @@ static struct kunit_case vhdx_bat_cases[] = {
 	KUNIT_CASE(bat_check_bitmap_not_present_garbage),
 	KUNIT_CASE(bat_check_unallocated_garbage_offsets),
 	KUNIT_CASE(bat_check_allocated_count),
+	KUNIT_CASE(bat_check_overlap_names_both),
+	KUNIT_CASE(bat_check_short_last_block_neighbours),
+	KUNIT_CASE(bat_check_free_space),
+	KUNIT_CASE(bat_check_object_map_bound),
 	{}
 };
 

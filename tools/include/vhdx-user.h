@@ -33,6 +33,7 @@ typedef uint64_t __le64;
 #define U64_MAX		UINT64_MAX
 #define min_t(type, a, b) ((type)(a) < (type)(b) ? (type)(a) : (type)(b))
 #define max_t(type, a, b) ((type)(a) > (type)(b) ? (type)(a) : (type)(b))
+#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
 /* The tools are single-threaded: plain accesses stand in for the kernel's. */
 #define READ_ONCE(x)	(x)
 #define WRITE_ONCE(x, v) ((x) = (v))
