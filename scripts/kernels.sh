@@ -18,7 +18,7 @@ set -euo pipefail
 # What a test guest loads, before dm-vhdx; their dependencies come along
 # from modules.dep, and the built-in ones (per modules.builtin) are skipped.
 # libcrc32c provides crc32c() to dm-vhdx; crc32c itself is built in.
-GUEST_MODULES=${GUEST_MODULES:-virtio_pci virtio_blk dm_mod dm_bufio dm_log_writes dm_flakey dm_delay loop libcrc32c ext4}
+GUEST_MODULES=${GUEST_MODULES:-virtio_pci virtio_blk dm_mod dm_bufio dm_log_writes dm_flakey dm_delay dm_zero loop libcrc32c ext4}
 
 # Download and unpack the image once; .complete marks a finished unpack so
 # an interrupted run starts over instead of using half a tree.
