@@ -9,7 +9,7 @@
 # check/compare/convert, libvhdi, e2fsck and debugfs, fio's own verify, and
 # the VHDX layout rules checked by tests/e2e/vhdxmangle.py's parser.
 #
-# Usage: tests/write/run.sh [--kernel 6.1|6.12|both] [--only GROUP[,GROUP...]]
+# Usage: tests/write/run.sh [--kernel 6.1|6.12|debug|both] [--only GROUP[,GROUP...]]
 #                           [--seed N] [--keep] [--list]
 # Groups: host, mirror, ext4, fio, interop, enospc, failing, logwrites,
 #         powercut, stale, discard.  --kernel picks the kernels of mirror (default both);
@@ -64,8 +64,9 @@ done
 case $KERNEL in
 6.1) MAIN_KERNELS="6.1"; OTHER_KERNEL=6.1 ;;
 6.12) MAIN_KERNELS="6.12"; OTHER_KERNEL=6.12 ;;
+debug) MAIN_KERNELS="debug"; OTHER_KERNEL=debug ;;
 both) MAIN_KERNELS="6.1 6.12"; OTHER_KERNEL=6.12 ;;
-*) echo "--kernel must be 6.1, 6.12 or both" >&2; exit 2 ;;
+*) echo "--kernel must be 6.1, 6.12, debug or both" >&2; exit 2 ;;
 esac
 [ -n "$SEED" ] || SEED=$(($(date +%s) % 100000))
 case $SEED in *[!0-9]*) echo "--seed wants a number" >&2; exit 2 ;; esac
@@ -251,8 +252,10 @@ module_for() {
 	local pat
 	case $1 in
 	6.1) pat='6.1.0-*' ;;
+	debug) pat=$(sed -n 's/^KVER=//p' "${VHDX_CACHE:-/var/cache/dm-vhdx}/kernels/debug.env" 2> /dev/null) ;;
 	*) pat='6.12.*' ;;
 	esac
+	[ -n "$pat" ] || return 0
 	find "$ROOT/build" -maxdepth 2 -path "$ROOT/build/$pat/dm-vhdx.ko" 2> /dev/null | head -n 1
 }
 
@@ -273,6 +276,7 @@ boot() {
 	truncate -s $(((OUT_MIB + 1) * MiB)) "$BOOT_DIR/out.img"
 	case $kver in
 	6.1) [ -n "${E2E_MODULE_6_1:-}" ] && modarg=(--module "$E2E_MODULE_6_1") ;;
+	debug) ;;
 	*) [ -n "${E2E_MODULE_6_12:-}" ] && modarg=(--module "$E2E_MODULE_6_12") ;;
 	esac
 	ko=${modarg[1]:-$(module_for "$kver")}
