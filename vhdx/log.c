@@ -5,7 +5,7 @@
  *
  * The log is untrusted input read inside the kernel, so entries are read
  * and checked one 4 KiB sector at a time: memory stays at a few sectors
- * plus 16 bytes per log sector, whatever lengths the entries claim.
+ * plus 20 bytes and a bit per log sector, whatever lengths the entries claim.
  */
 #include "vhdx.h"
 
@@ -69,6 +69,20 @@ struct vhdx_log_run {
 	u64 head_sequence;
 	u32 head_tail;			/* the Tail field of the last entry */
 	u32 tail_index;			/* the entry at head_tail */
+	bool full;			/* ended because the ring was full */
+};
+
+/*
+ * What the search may spend, in entries visited, per sector of the ring.
+ * A log as its writers leave it costs about one; see vhdx_log_search().
+ */
+#define VHDX_LOG_SEARCH_STEPS		64
+
+/* The search's memory of positions, one bit per ring sector. */
+struct vhdx_log_memo {
+	struct vhdx_log_pos *pos;
+	u8 *dead;			/* a run from here cannot be valid */
+	u64 steps_left;
 };
 
 static u32 vhdx_log_advance(const struct vhdx_log *log, u32 pos, u64 bytes)
@@ -419,7 +433,7 @@ static int vhdx_log_entry_at(struct vhdx_log *log, struct vhdx_log_pos *cache,
 }
 
 /* 2.3.3 step 3: extend the run from @start while entries follow on. */
-static int vhdx_log_extend(struct vhdx_log *log, struct vhdx_log_pos *cache,
+static int vhdx_log_extend(struct vhdx_log *log, struct vhdx_log_memo *memo,
 			   u32 start, struct vhdx_log_run *run,
 			   const char **first_why)
 {
@@ -431,7 +445,11 @@ static int vhdx_log_extend(struct vhdx_log *log, struct vhdx_log_pos *cache,
 	memset(run, 0, sizeof(*run));
 	run->start = start;
 	for (;;) {
-		ret = vhdx_log_entry_at(log, cache, pos, &p, first_why);
+		if (!memo->steps_left--)
+			return vhdx_fail(log->img, -EINVAL,
+					 "log: its entries chain so that finding the active sequence takes more than %u steps per sector; refused",
+					 VHDX_LOG_SEARCH_STEPS);
+		ret = vhdx_log_entry_at(log, memo->pos, pos, &p, first_why);
 		if (ret)
 			return ret;
 		if (p->length == VHDX_LOG_POS_INVALID)
@@ -439,8 +457,10 @@ static int vhdx_log_extend(struct vhdx_log *log, struct vhdx_log_pos *cache,
 		if (run->count && p->sequence != run->head_sequence + 1)
 			break;
 		/* A run can never hold more than the whole ring. */
-		if (used + p->length > log->length)
+		if (used + p->length > log->length) {
+			run->full = true;
 			break;
+		}
 		if (!run->count)
 			run->first_sequence = p->sequence;
 		run->head = pos;
@@ -453,6 +473,35 @@ static int vhdx_log_extend(struct vhdx_log *log, struct vhdx_log_pos *cache,
 	}
 	run->next = pos;
 	return 0;
+}
+
+static bool vhdx_log_dead(const struct vhdx_log_memo *memo, u32 pos)
+{
+	u32 i = pos / VHDX_LOG_SECTOR;
+
+	return memo->dead[i / 8] & (1U << (i % 8));
+}
+
+/*
+ * A run that is not valid and ended where its entries stop following on,
+ * not at the ring's size: a run from any of its later entries follows the
+ * same entries to the same head, whose Tail is in none of them, so it
+ * cannot be valid either.  Remembering that keeps a crafted log of short
+ * entries from being followed again from every one of them.
+ */
+static void vhdx_log_bury(const struct vhdx_log *log,
+			  struct vhdx_log_memo *memo,
+			  const struct vhdx_log_run *run)
+{
+	u32 pos = run->start, i, n;
+
+	if (run->full)
+		return;
+	for (n = 0; n < run->count; n++) {
+		i = pos / VHDX_LOG_SECTOR;
+		memo->dead[i / 8] |= 1U << (i % 8);
+		pos = vhdx_log_advance(log, pos, memo->pos[i].length);
+	}
 }
 
 /* 2.3.3 step 4: the head's Tail must be the start of one of the entries. */
@@ -473,7 +522,13 @@ static bool vhdx_log_tail_inside(const struct vhdx_log *log,
 	return false;
 }
 
-static int vhdx_log_search(struct vhdx_log *log, struct vhdx_log_pos *cache,
+/*
+ * Every run is followed once from each start the spec visits, except from
+ * starts known to be dead; with a bound on the steps in total, so that
+ * what no burial catches (runs as long as the ring, through padding
+ * sectors no check reads) stays linear in the ring's size too.
+ */
+static int vhdx_log_search(struct vhdx_log *log, struct vhdx_log_memo *memo,
 			   struct vhdx_log_run *candidate,
 			   const char **first_why)
 {
@@ -484,12 +539,17 @@ static int vhdx_log_search(struct vhdx_log *log, struct vhdx_log_pos *cache,
 
 	memset(candidate, 0, sizeof(*candidate));
 	for (;;) {
-		ret = vhdx_log_extend(log, cache, cur_tail, &run,
-				      first_why);
-		if (ret)
-			return ret;
-		valid = run.count && vhdx_log_tail_inside(log, cache,
-							      &run);
+		valid = false;
+		if (!vhdx_log_dead(memo, cur_tail)) {
+			ret = vhdx_log_extend(log, memo, cur_tail, &run,
+					      first_why);
+			if (ret)
+				return ret;
+			valid = run.count &&
+				vhdx_log_tail_inside(log, memo->pos, &run);
+			if (!valid)
+				vhdx_log_bury(log, memo, &run);
+		}
 		if (valid && run.head_sequence > candidate->head_sequence)
 			*candidate = run;
 		if (valid) {
@@ -526,15 +586,15 @@ int vhdx_log_find_active(struct vhdx_image *img, struct vhdx_log_sequence *seq)
 {
 	struct vhdx_log_entry_info head;
 	struct vhdx_log_run candidate;
-	struct vhdx_log_pos *cache;
+	struct vhdx_log_memo memo = { 0 };
 	const char *first_why = NULL;
+	u32 sectors;
 	struct vhdx_log log;
 	int ret;
 
 	ret = vhdx_log_init(img, &log, 1);
 	if (ret)
 		return ret;
-	cache = NULL;
 	if (log.length > VHDX_LOG_LENGTH_MAX) {
 		ret = vhdx_fail(img, -EFBIG,
 				"log: %u bytes long; logs of more than %u MiB are not replayed",
@@ -544,13 +604,15 @@ int vhdx_log_find_active(struct vhdx_image *img, struct vhdx_log_sequence *seq)
 	ret = vhdx_log_prefix_init(&log);
 	if (ret)
 		goto out;
-	cache = vhdx_alloc((size_t)(log.length / VHDX_LOG_SECTOR) *
-			   sizeof(*cache));
-	if (!cache) {
+	sectors = log.length / VHDX_LOG_SECTOR;
+	memo.pos = vhdx_alloc((size_t)sectors * sizeof(*memo.pos));
+	memo.dead = vhdx_alloc(sectors / 8 + 1);
+	memo.steps_left = (u64)sectors * VHDX_LOG_SEARCH_STEPS;
+	if (!memo.pos || !memo.dead) {
 		ret = vhdx_fail(img, -ENOMEM, "log: out of memory");
 		goto out;
 	}
-	ret = vhdx_log_search(&log, cache, &candidate, &first_why);
+	ret = vhdx_log_search(&log, &memo, &candidate, &first_why);
 	if (ret)
 		goto out;
 	if (!candidate.count) {
@@ -573,7 +635,8 @@ int vhdx_log_find_active(struct vhdx_image *img, struct vhdx_log_sequence *seq)
 	seq->flushed_file_offset = head.flushed_file_offset;
 	seq->last_file_offset = head.last_file_offset;
 out:
-	vhdx_free(cache);
+	vhdx_free(memo.dead);
+	vhdx_free(memo.pos);
 	vhdx_log_exit(&log);
 	return ret;
 }
