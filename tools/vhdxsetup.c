@@ -1734,6 +1734,8 @@ static const struct command commands[] = {
 	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
 	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
 	  "write a differencing image's chain into a new dynamic image" },
+	{ "compact", cmd_compact, "[--trim NAME] [--quiet] IMAGE",
+	  "move blocks down into free space and shrink the file (not while mapped); --trim NAME: fstrim the mounted /dev/mapper/NAME of IMAGE first, a step of its own" },
 };
 
 const struct command *find_command(const char *name)

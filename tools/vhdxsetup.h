@@ -172,5 +172,6 @@ int convert(struct source *s, const char *dst, enum out_kind kind,
 
 int cmd_convert(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif /* VHDXSETUP_H */
