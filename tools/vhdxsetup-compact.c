@@ -85,15 +85,28 @@ static u64 object_bat_index(const struct vhdx_image *img,
  * moved there must not be named twice, so those offsets are cleared.
  * Returns how many were cleared, or -1.
  */
+static bool entry_allocated(u64 e, bool bitmap)
+{
+	unsigned int state = vhdx_bat_state(e);
+
+	if (bitmap)
+		return state == VHDX_BITMAP_PRESENT;
+	return state == VHDX_PAYLOAD_FULLY_PRESENT ||
+	       state == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+}
+
 static long long compact_collect(struct compact *c)
 {
 	struct vhdx_image *img = &c->img;
-	u64 ratio = img->geo.chunk_ratio, i, e, unit;
+	u64 ratio = img->geo.chunk_ratio, i, e, unit, blocks = 0;
 	long long cleared = 0;
 	struct vhdx_object o;
 
-	c->objs = calloc(img->geo.bat_entries + img->region_count + 2,
-			 sizeof(*c->objs));
+	/* Room for the blocks there are, not for every entry of a huge BAT. */
+	for (i = 0; i < img->geo.bat_entries; i++)
+		blocks += entry_allocated(le64_to_cpu(img->bat[i]),
+					  i % (ratio + 1) == ratio);
+	c->objs = calloc(blocks + img->region_count + 2, sizeof(*c->objs));
 	if (!c->objs)
 		return -1;
 	c->fixed = vhdx_objects_add_fixed(img, c->objs);
@@ -106,13 +119,13 @@ static long long compact_collect(struct compact *c)
 		if (i % (ratio + 1) == ratio) {
 			o.kind = VHDX_OBJECT_BITMAP_BLOCK;
 			o.index = unit;
-			if (vhdx_bat_state(e) == VHDX_BITMAP_PRESENT)
+			if (entry_allocated(e, true))
 				o.length = VHDX_BITMAP_BLOCK_SIZE;
 		} else {
 			o.kind = VHDX_OBJECT_PAYLOAD_BLOCK;
 			o.index = i - unit;
-			if (vhdx_bat_state(e) == VHDX_PAYLOAD_FULLY_PRESENT ||
-			    vhdx_bat_state(e) == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+			/* vhdx_bat_check() refused one past the disk's end. */
+			if (entry_allocated(e, false))
 				o.length = vhdx_block_used_length(&img->geo,
 								  o.index);
 		}
