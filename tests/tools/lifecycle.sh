@@ -437,6 +437,55 @@ lc_crash_loop() {	# NAME IMAGE EXPECTED-RAW FINAL-SIZE QEMU(0|1) [PARENT]
 		fail "lc-crash-$name-resume" "a second compact did not finish after write(s)$bad_resume"
 	echo "     ($name: $((n - 1)) interruption points)"
 }
+# --- compact: the order in which writes and flushes reach the file -----------
+# An interrupted process leaves every write it made in the page cache; a
+# power cut loses those not flushed.  So strace(1) records the writes and
+# flushes, and each write must find the ones it depends on flushed: a log
+# entry the block copies it names, a BAT sector in place its log entry, a
+# header every write before it, and the final cut everything.
+lc_write_order() {	# IMAGE: prints the violations
+	local lo ll bo bl
+	read -r lo ll < <("$setup" info "$1" | awk '/^log-offset/ { o = $2 } /^log-length/ { l = $2 } END { print o, l }')
+	read -r bo bl < <(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import vhdxmangle as vm
+i = vm.Image(sys.argv[2]); print(i.bat_offset, i.bat_length)' "$top/tests/e2e" "$1")
+	strace -e trace=pwrite64,fsync,fdatasync,ftruncate -s 0 -o "$work/lc-strace" \
+		"$setup" compact --quiet "$1" >/dev/null 2>&1 || { echo "compact failed"; return; }
+	sed -n 's/^pwrite64([0-9]*, .*, \([0-9]*\), \([0-9]*\)) *= .*/W \2 \1/p
+		s/^f\(data\)*sync(.*/F/p; s/^ftruncate(.*/T/p' "$work/lc-strace" |
+	awk -v lo="$lo" -v ll="$ll" -v bo="$bo" -v bl="$bl" '
+	$1 == "F" { data = logged = any = 0; next }
+	$1 == "T" { if (any) print "the file is cut before every write is stable"; next }
+	{
+		n++
+		if ($2 >= lo && $2 < lo + ll) {
+			if (data) print "a log entry at " $2 " before the blocks it names are stable"
+			logged = 1
+		} else if ($2 >= bo && $2 < bo + bl) {
+			if (logged) print "BAT sector " $2 " written in place before its log entry is stable"
+		} else if ($2 < 1048576) {
+			if (any) print "a header at " $2 " before the writes ahead of it are stable"
+		} else {
+			data = 1
+		}
+		any = 1
+	}
+	END { if (n < 10) print "only " n " writes seen" }'
+}
+if [ -f "$work/lc-compact.orig" ] && command -v strace >/dev/null &&
+   strace -o /dev/null true 2>/dev/null; then
+	for name in dynamic child; do
+		case $name in
+		dynamic) cp "$work/lc-compact.orig" "$work/lc-order.vhdx" ;;
+		child) cp "$work/lc-child.orig" "$work/lc-order.vhdx" || continue ;;
+		esac
+		out=$(lc_write_order "$work/lc-order.vhdx" 2>&1)
+		[ -z "$out" ] && pass "lc-compact-$name-flush-order" ||
+			fail "lc-compact-$name-flush-order" "$(head -3 <<<"$out" | tr '\n' ';')"
+	done
+else
+	echo "SKIP lc-compact-flush-order: no strace, or it cannot trace here"
+fi
+
 if [ -f "$work/lc-compact.orig" ]; then
 	lc_crash_loop dynamic "$work/lc-compact.orig" "$work/lc-expect.raw" \
 		$(( $(lc_size "$work/lc-compact.orig") - 4 * 1048576 )) 1
