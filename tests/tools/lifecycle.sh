@@ -372,11 +372,11 @@ if lc_child "$parent" "$child" "$work/lc-child.raw"; then
 	"$setup" check "$child" >"$work/err" 2>&1 && pass lc-compact-child-check ||
 		fail lc-compact-child-check "$(tail -1 "$work/err")"
 	# The ZERO entry's old offset is gone: no place is named twice.
-	set -- $(lc_bat "$child" p:6 p:2)
-	[ "${1:-}" = 0x2 ] && pass lc-compact-child-zero-cleared ||
-		fail lc-compact-child-zero-cleared "block 6's entry is ${1:-?}"
-	[ "${2:-}" = 0x0 ] && pass lc-compact-child-not-present-stays ||
-		fail lc-compact-child-not-present-stays "block 2's entry is ${2:-?}"
+	read -r e6 e2 < <(lc_bat "$child" p:6 p:2 | tr '\n' ' ')
+	[ "${e6:-}" = 0x2 ] && pass lc-compact-child-zero-cleared ||
+		fail lc-compact-child-zero-cleared "block 6's entry is ${e6:-?}"
+	[ "${e2:-}" = 0x0 ] && pass lc-compact-child-not-present-stays ||
+		fail lc-compact-child-not-present-stays "block 2's entry is ${e2:-?}"
 	# The parent compacts under its child: the linkage holds.
 	qemu-img convert -O raw "$parent" "$work/lc-parent.raw"
 	lc_bat "$parent" p:0=2
