@@ -1040,6 +1040,11 @@ static int cmd_check(int argc, char **argv)
 		return usage_error("check", "%s", "expects IMAGE");
 	if (image_file_open(&f, argv[optind], repair ? O_RDWR : O_RDONLY))
 		return EXIT_TROUBLE;
+	/* A repair writes headers and replays the log: a change in place. */
+	if (repair && image_lock_for_change(argv[optind], f.fd)) {
+		close(f.fd);
+		return EXIT_TROUBLE;
+	}
 	ret = check_image(&f, repair);
 	close(f.fd);
 	return ret;

@@ -283,6 +283,7 @@ flock -x 9
 lc_refuse compact-locked 2 "$setup" compact "$img"
 grep -q "in use" "$work/err" && pass lc-compact-locked-says-why ||
 	fail lc-compact-locked-says-why "$(cat "$work/err")"
+lc_refuse check-repair-locked 2 "$setup" check --repair "$img"
 # open takes the same lock: it waits ten seconds for it, then gives up
 # before it maps anything (here, where device-mapper may be missing).
 lc_refuse open-locked 2 "$setup" open "$img" lc-locked
