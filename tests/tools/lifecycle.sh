@@ -274,6 +274,26 @@ else
 	fail lc-compact-setup "could not build the image"
 fi
 
+# A QEMU-made image of 2 MiB blocks: one block UNMAPPED, one ZERO.
+img=$work/lc-qemu.vhdx
+qemu-img create -q -f vhdx -o block_size=2M "$img" 40M
+cmds=()
+for i in $(seq 0 19); do cmds+=(-c "write -P $((0x60 + i)) $((i * 2))M 2M"); done
+if qemu-io -f vhdx "${cmds[@]}" "$img" >/dev/null && lc_bat "$img" p:0=3 p:7=2 &&
+   qemu-img convert -O raw "$img" "$work/lc-qemu.raw"; then
+	before=$(lc_size "$img")
+	"$setup" compact --quiet "$img" >/dev/null 2>"$work/err" ||
+		fail lc-compact-qemu-image "$(cat "$work/err")"
+	after=$(lc_size "$img")
+	[ "$after" -le $((before - 4 * 1048576)) ] && pass lc-compact-qemu-image-shrinks ||
+		fail lc-compact-qemu-image-shrinks "$before -> $after bytes, want at least 4 MiB less"
+	lc_clean compact-qemu-image "$img"
+	qemu-img compare -q "$work/lc-qemu.raw" "$img" 2>"$work/err" &&
+		pass lc-compact-qemu-image-content || fail lc-compact-qemu-image-content "$(cat "$work/err")"
+else
+	fail lc-compact-qemu-image-setup "qemu-io or the BAT edit failed"
+fi
+
 # --- compact: refusals -------------------------------------------------------
 # A lock held by another program (flock(1) here, vhdxsetup open in real
 # life): refused at once, the file untouched.
