@@ -316,6 +316,7 @@ cmp -s "$img" "$work/lc-compact.orig" && pass lc-compact-locked-unchanged ||
 lc_refuse compact-fixed 2 "$setup" compact "$work/lc-fixed.vhdx"
 lc_refuse compact-no-image 2 "$setup" compact
 lc_refuse compact-missing 2 "$setup" compact "$work/nonexistent.vhdx"
+lc_refuse compact-not-a-file 2 "$setup" compact /dev/null
 lc_refuse compact-trim-bad-name 2 "$setup" compact --trim a/b "$img"
 # --trim needs the mapping: without it nothing happens to the image.
 lc_refuse compact-trim-not-mapped 2 "$setup" compact --trim lc-no-such-device "$img"
