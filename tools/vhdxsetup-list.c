@@ -194,7 +194,7 @@ busy:
 	return 1;
 }
 
-int open_refuse_mapped(const struct chain *c, bool read_only)
+int refuse_mapped(const struct chain *c, bool read_only, const char *cmd)
 {
 	char err[VHDXSETUP_ERR_MAX];
 	struct busy_ctx *ctx;
@@ -208,10 +208,16 @@ int open_refuse_mapped(const struct chain *c, bool read_only)
 	/* Without a device-mapper, open fails later with a better reason. */
 	if (!dm_each_device(busy_one, ctx, err) && ctx->name[0]) {
 		fprintf(stderr,
-			"%s open: %s is already mapped as %s of /dev/mapper/%s (vhdxsetup close %s first)\n",
-			progname, ctx->path, ctx->why, ctx->name, ctx->name);
+			"%s%s%s: %s is already mapped as %s of /dev/mapper/%s (vhdxsetup close %s first)\n",
+			progname, *cmd ? " " : "", cmd, ctx->path, ctx->why,
+			ctx->name, ctx->name);
 		ret = EXIT_TROUBLE;
 	}
 	free(ctx);
 	return ret;
+}
+
+int open_refuse_mapped(const struct chain *c, bool read_only)
+{
+	return refuse_mapped(c, read_only, "open");
 }

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,6 +61,22 @@ static int file_read(void *priv, u64 offset, void *buf, size_t len)
 	return 0;
 }
 
+void crash_point(void)
+{
+	static long left = -1;
+	const char *env;
+
+	if (left < 0) {
+		env = getenv("VHDXSETUP_CRASH_AFTER");
+		left = env ? strtol(env, NULL, 10) : 0;
+		if (left <= 0)
+			left = 0;
+	}
+	/* 0: not asked for, or already past; the Nth write ends it. */
+	if (left && !--left)
+		_exit(99);
+}
+
 int file_write(void *priv, u64 offset, const void *buf, size_t len)
 {
 	struct image_file *f = priv;
@@ -75,6 +92,7 @@ int file_write(void *priv, u64 offset, const void *buf, size_t len)
 			return n < 0 ? -errno : -EIO;
 		done += n;
 	}
+	crash_point();
 	return 0;
 }
 
@@ -132,6 +150,60 @@ int image_open(struct vhdx_image *img, const struct vhdx_io *io,
 {
 	img->accept_parent = true;
 	return vhdx_open(img, io, size, read_only);
+}
+
+int image_lock(const char *path, int fd, bool wait)
+{
+	/* open and close hold it for well under a second each. */
+	int tries = wait ? 100 : 1;
+
+	while (tries--) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		if (tries)
+			usleep(100000);
+	}
+	if (errno == EWOULDBLOCK)
+		fprintf(stderr,
+			"%s: %s: in use: another vhdxsetup (or a program that flock()s it) holds its lock\n",
+			progname, path);
+	else
+		fprintf(stderr, "%s: %s: cannot lock: %s\n", progname, path,
+			strerror(errno));
+	return -1;
+}
+
+int image_lock_for_change(const char *path, int fd)
+{
+	struct chain *c;
+	struct stat st;
+	int ret = EXIT_TROUBLE;
+
+	if (fstat(fd, &st)) {
+		fprintf(stderr, "%s: %s: %s\n", progname, path, strerror(errno));
+		return EXIT_TROUBLE;
+	}
+	/* refuse_mapped() looks at link 0 of a chain: this file alone. */
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_TROUBLE;
+	}
+	snprintf(c->link[0].path, sizeof(c->link[0].path), "%s", path);
+	c->link[0].st_dev = st.st_dev;
+	c->link[0].st_ino = st.st_ino;
+	c->link[0].regular = S_ISREG(st.st_mode);
+	c->count = 1;
+	/*
+	 * A mapping is named even when the lock is taken: a table made by
+	 * dmsetup, or one whose loop device holds the file, takes no lock.
+	 */
+	if (!refuse_mapped(c, false, "") && !image_lock(path, fd, false))
+		ret = EXIT_OK;
+	free(c);
+	return ret;
 }
 
 /* The image is damaged, or the device failed us: tell which. */
@@ -968,6 +1040,11 @@ static int cmd_check(int argc, char **argv)
 		return usage_error("check", "%s", "expects IMAGE");
 	if (image_file_open(&f, argv[optind], repair ? O_RDWR : O_RDONLY))
 		return EXIT_TROUBLE;
+	/* A repair writes headers and replays the log: a change in place. */
+	if (repair && image_lock_for_change(argv[optind], f.fd)) {
+		close(f.fd);
+		return EXIT_TROUBLE;
+	}
 	ret = check_image(&f, repair);
 	close(f.fd);
 	return ret;
@@ -1320,9 +1397,10 @@ static int cmd_open(int argc, char **argv)
 	};
 	char disk_id[VHDX_GUID_STRING_SIZE], uuid[129], err[VHDXSETUP_ERR_MAX];
 	const char *parents[OPEN_MAX_PARENTS];
+	int lock_fd[1 + OPEN_MAX_PARENTS];
 	struct chain_link *child;
 	bool read_only = false;
-	struct chain *c;
+	struct chain *c = NULL;
 	u64 old_size = 0;
 	const char *name;
 	unsigned int i;
@@ -1337,10 +1415,30 @@ static int cmd_open(int argc, char **argv)
 	if (ret)
 		return ret;
 	name = argv[optind + 1];
+	for (i = 0; i < ARRAY_SIZE(lock_fd); i++)
+		lock_fd[i] = -1;
+	/*
+	 * The lock, on descriptors of its own that the loop devices do not
+	 * keep: no compact or other change runs on the image or a parent
+	 * while this reads and maps them, and none starts before the table
+	 * exists, which it then refuses.  The image's is taken before it is
+	 * read, so that open_extend() sees its current size.
+	 */
+	ret = EXIT_TROUBLE;
+	lock_fd[0] = open(argv[optind], O_RDONLY | O_CLOEXEC);
+	if (lock_fd[0] >= 0 && image_lock(argv[optind], lock_fd[0], true))
+		goto out;
 	ret = chain_open(&c, argv[optind], read_only);
 	if (ret)
 		goto out;
 	child = &c->link[0];
+	ret = EXIT_TROUBLE;
+	for (i = 1; i < c->count; i++) {
+		lock_fd[i] = open(c->link[i].path, O_RDONLY | O_CLOEXEC);
+		if (lock_fd[i] >= 0 &&
+		    image_lock(c->link[i].path, lock_fd[i], true))
+			goto out;
+	}
 	ret = open_refuse_mapped(c, read_only);
 	if (ret)
 		goto out;
@@ -1372,6 +1470,9 @@ out:
 			(unsigned long long)old_size, strerror(errno));
 	if (c)
 		chain_free(c);
+	for (i = 0; i < ARRAY_SIZE(lock_fd); i++)
+		if (lock_fd[i] >= 0)
+			close(lock_fd[i]);
 	return ret;
 }
 
@@ -1420,6 +1521,11 @@ static void close_trim(const char *path)
 		return;
 	if (fstat(f.fd, &st) || !S_ISREG(st.st_mode))
 		goto out;
+	/* Not while a change (compact) has the file: it trims it itself. */
+	if (image_lock(path, f.fd, true)) {
+		fprintf(stderr, "%s: %s: not trimmed\n", progname, path);
+		goto out;
+	}
 	image_io_init(&io, &f, false);
 	if (image_open(&img, &io, f.size, true)) {
 		fprintf(stderr, "%s: %s: not trimmed: %s\n", progname, path,
@@ -1633,6 +1739,8 @@ static const struct command commands[] = {
 	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
 	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
 	  "write a differencing image's chain into a new dynamic image" },
+	{ "compact", cmd_compact, "[--trim NAME] [--quiet] IMAGE",
+	  "move blocks down into free space and shrink the file (not while mapped); --trim NAME: fstrim the mounted /dev/mapper/NAME of IMAGE first, a step of its own" },
 };
 
 const struct command *find_command(const char *name)

@@ -103,6 +103,32 @@ int cmd_list(int argc, char **argv);
  * a dm-vhdx table already in a way that opening it again would corrupt.
  */
 int open_refuse_mapped(const struct chain *c, bool read_only);
+/* The same for subcommand @cmd (named in the message). */
+int refuse_mapped(const struct chain *c, bool read_only, const char *cmd);
+
+/*
+ * An exclusive flock on the image file @fd (opened from @path): open,
+ * close and every command that changes an image in place take it, so
+ * that none of them works on a file another one is changing.  Without
+ * @wait it fails at once when taken; with it, it tries for a few
+ * seconds (open and close are short).  0, or -1 with a message.
+ */
+int image_lock(const char *path, int fd, bool wait);
+
+/*
+ * For a command that changes the image @path (open as @fd) in place:
+ * image_lock() without waiting, and a refusal when a device-mapper table
+ * uses the file, as the image or as a parent (the kernel holds its BAT in
+ * memory).  EXIT_OK, or EXIT_TROUBLE with a message naming the mapping.
+ */
+int image_lock_for_change(const char *path, int fd);
+
+/*
+ * Test hook: with VHDXSETUP_CRASH_AFTER=N in the environment the program
+ * _exit()s right after its Nth write to an image file (file_write()),
+ * so that tests can interrupt a change at every point.
+ */
+void crash_point(void);
 
 /* crypttab-like: NAME IMAGE [OPTIONS] (Documentation/vhdxtab.rst) */
 #define VHDXTAB_PATH	"/etc/vhdxtab"
@@ -146,5 +172,6 @@ int convert(struct source *s, const char *dst, enum out_kind kind,
 
 int cmd_convert(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif /* VHDXSETUP_H */

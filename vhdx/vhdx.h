@@ -94,6 +94,12 @@ struct vhdx_txn {
 	u32 log_pos;			/* ring offset of the next entry */
 	u64 log_sequence;		/* of the next entry */
 	bool session;			/* headers updated, LogGuid set */
+	/*
+	 * Set by a caller that only moves blocks: MS-VHDX counts that as no
+	 * change to what the disk reads, so DataWriteGuid stays and the
+	 * parent linkage of a child of this image still holds.
+	 */
+	bool keep_data_write_guid;
 	guid_t file_write_guid;
 	guid_t data_write_guid;
 };

@@ -45,6 +45,10 @@ dd if=pattern.bin of=/dev/mapper/vd bs=4096 seek=$((WRITE_AT / 4096)) conv=fsync
 	ok write-rw || no write-rw "dd failed"
 "$S" status vd >/tmp/status 2>&1 && ok status-rw || no status-rw "$(cat /tmp/status)"
 sed 's/^/GUEST-STATUS vd /' /tmp/status
+# Moving blocks under the kernel's BAT would corrupt the device: refused.
+expect_rc compact-mapped-refused 2 "$S" compact dyn.vhdx
+grep -q 'mapped as the image of /dev/mapper/vd' /tmp/out && ok compact-mapped-message ||
+	no compact-mapped-message "$(cat /tmp/out)"
 expect_rc close-rw 0 "$S" close vd
 [ ! -e /dev/mapper/vd ] && ok close-rw-node-gone || no close-rw-node-gone "/dev/mapper/vd is still there"
 [ "$(loops)" = 0 ] && ok close-rw-loop-gone || no close-rw-loop-gone "$(loops) loop devices still attached"
@@ -129,6 +133,9 @@ if grep -q '^parents *2$' /tmp/status && grep -q '^parent 1 */files/sub/mid.vhdx
 else
 	no chain-status "$(tr '\n' ' ' </tmp/status)"
 fi
+expect_rc compact-parent-refused 2 "$S" compact base.vhdx
+grep -q 'mapped as parent 2 of /dev/mapper/vc' /tmp/out && ok compact-parent-message ||
+	no compact-parent-message "$(cat /tmp/out)"
 value chain-md5 "$(dd if=/dev/mapper/vc bs=1048576 2>/dev/null | md5sum | cut -d' ' -f1)"
 dd if=pattern.bin of=/dev/mapper/vc bs=4096 seek=$((WRITE_AT / 4096)) conv=fsync 2>/dev/null &&
 	dd if=pattern.bin of=/dev/mapper/vc bs=4096 count=1 seek=$(((1048576 + 8192) / 4096)) conv=fsync 2>/dev/null &&
