@@ -276,6 +276,17 @@ static u64 disk_usage(int fd)
 	return fstat(fd, &st) ? 0 : (u64)st.st_blocks * 512;
 }
 
+/* Where the file may end: past every object, on the spec's 1 MiB alignment. */
+static u64 compact_objects_end(const struct vhdx_object *objs, u64 count)
+{
+	u64 end = VHDX_HEADER_SECTION_SIZE, i;
+
+	for (i = 0; i < count; i++)
+		end = max_t(u64, end, objs[i].offset + objs[i].length);
+	return (end + VHDX_OBJECT_ALIGN - 1) & ~(u64)(VHDX_OBJECT_ALIGN - 1);
+}
+
+
 static int compact_image(const char *path, bool quiet)
 {
 	struct compact c = { .quiet = quiet };
@@ -339,7 +350,7 @@ static int compact_image(const char *path, bool quiet)
 		}
 	}
 	/* The log is empty: nothing refers past the last object now. */
-	end = vhdx_objects_end(c.objs, c.count);
+	end = compact_objects_end(c.objs, c.count);
 	if (end < c.f.size && (ftruncate(c.f.fd, end) || fsync(c.f.fd))) {
 		fprintf(stderr, "%s compact: %s: cannot cut to %llu bytes: %s\n",
 			progname, path, (unsigned long long)end,
