@@ -1001,14 +1001,17 @@ static int parse_flags(const char *cmd, int argc, char **argv,
 			*read_only = true;
 		} else if (c == OPT_COMMIT_TIME && commit_ms) {
 			char *end;
+			long ms;
 
+			/* In a long: an int would wrap 2^32 + 500 to 500. */
 			errno = 0;
-			*commit_ms = strtol(optarg, &end, 10);
+			ms = strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end ||
-			    *commit_ms < 0 || *commit_ms > 3600000)
+			    ms < 0 || ms > 3600000)
 				return usage_error(cmd,
 						   "bad --commit-time '%s' (ms, at most 3600000)",
 						   optarg);
+			*commit_ms = ms;
 		} else if (c == OPT_HELP) {
 			printf("usage: %s %s %s\n", progname, cmd,
 			       find_command(cmd)->usage);

@@ -84,6 +84,8 @@ expect_rc "tab: missing file: exit 2" 2 "$setup" open --all --tab "$work/nonexis
 expect_rc "tab: close --all with nothing open: exit 0" 0 "$setup" close --all --tab "$work/tab"
 expect_rc "tab: --all with arguments: exit 2" 2 "$setup" open --all --tab "$work/tab" extra
 expect_rc "open --commit-time out of range: exit 2" 2 "$setup" open --commit-time 3600001 "$work/a.vhdx" z
+expect_rc "open --commit-time past 2^32 does not wrap: exit 2" 2 "$setup" open --commit-time 4294967796 "$work/a.vhdx" z
+check "open --commit-time past 2^32: a usage error" grep -q "bad --commit-time '4294967796'" "$work/out"
 
 # --- the systemd generator -------------------------------------------
 gen=$top/tools/systemd/vhdx-generator
