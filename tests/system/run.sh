@@ -300,6 +300,25 @@ else
 	fail "deb: make deb" "$(tail -5 "$work/out" | tr '\n' ' ')"
 fi
 
+# guest_results PREFIX VM-RUN-RC CONSOLE: a check per GUEST-PASS/GUEST-FAIL
+# line of CONSOLE; false, with a failure, if vm-run failed or printed none.
+guest_results() {
+	local prefix=$1 rc=$2 console=$3 line n=0
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		GUEST-PASS\ *) pass "$prefix-${line#GUEST-PASS }"; n=$((n + 1)) ;;
+		GUEST-FAIL\ *)
+			line=${line#GUEST-FAIL }
+			fail "$prefix-${line%%:*}" "${line#*: }"; n=$((n + 1)) ;;
+		esac
+	done <"$console"
+	if [ "$rc" != 0 ] || [ "$n" = 0 ]; then
+		fail "$prefix-run" "vm-run exit $rc: $(grep -v '^GUEST' "$console" | tail -5 | tr '\n' ' ')"
+		return 1
+	fi
+}
+
 # --- in a guest: list, open's refusal, open/close --all -------------------
 ko=$(find "$top"/build -path '*/6.12*/dm-vhdx.ko' 2>/dev/null | head -1)
 if [ -z "$ko" ] || [ "${VHDX_SYSTEM_GUEST:-1}" = 0 ]; then
@@ -314,20 +333,7 @@ else
 	printf 'S=%s\n' "$setup" >"$g/files/env"
 	"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$g/files" --bin "$setup" \
 		--timeout 300 "$top/tests/system/guest-list.sh" >"$g/console" 2>&1
-	rc=$?
-	n=0
-	while IFS= read -r line; do
-		line=${line%$'\r'}
-		case $line in
-		GUEST-PASS\ *) pass "guest-${line#GUEST-PASS }"; n=$((n + 1)) ;;
-		GUEST-FAIL\ *)
-			line=${line#GUEST-FAIL }
-			fail "guest-${line%%:*}" "${line#*: }"; n=$((n + 1)) ;;
-		esac
-	done <"$g/console"
-	if [ "$rc" != 0 ] || [ "$n" = 0 ]; then
-		fail guest-run "vm-run exit $rc: $(grep -v '^GUEST' "$g/console" | tail -5 | tr '\n' ' ')"
-	else
+	if guest_results guest "$?" "$g/console"; then
 		sed -n 's/^GUEST-JSON //p' "$g/console" | tr -d '\r' >"$g/list.json"
 		check "guest: list --json parses, two devices" python3 -c '
 import json, sys
@@ -336,6 +342,54 @@ assert [d["name"] for d in l] == ["va", "vc"], l
 assert l[1]["parents"][0]["image"] == "/files/base.vhdx", l
 assert l[0]["uuid"].startswith("VHDX-") and l[0]["uuid"].endswith("-va"), l
 ' "$g/list.json"
+	fi
+fi
+
+# --- in a guest: the boot path, /etc/vhdxtab to a mounted file system -------
+# What systemd would do with the generator's units, played by
+# guest-boot.sh in the units' order (see its header and tests/system/README).
+if [ -z "$ko" ] || [ "${VHDX_SYSTEM_GUEST:-1}" = 0 ]; then
+	echo "SKIP boot: no build/6.12*/dm-vhdx.ko (make build-all)"
+elif ! command -v mke2fs >/dev/null; then
+	echo "SKIP boot: no mke2fs (scripts/deps.sh)"
+else
+	b=$work/boot
+	mkdir -p "$b/files" "$b/inner" "$b/data"
+	# Files of several blocks (1 MiB by default), not a multiple of 4 KiB.
+	head -c 3000001 /dev/urandom >"$b/files/hello.bin"
+	head -c 1500007 /dev/urandom >"$b/files/inner.bin"
+	cp "$b/files/inner.bin" "$b/inner/"
+	# An image on a file system in another image: the generator orders its
+	# unit after that mount (RequiresMountsFor).
+	if mke2fs -q -F -t ext4 -d "$b/inner" "$b/inner.raw" 8M &&
+	   "$setup" convert --quiet --to vhdx "$b/inner.raw" "$b/data/inner.vhdx" &&
+	   cp "$b/files/hello.bin" "$b/data/" &&
+	   mke2fs -q -F -t ext4 -d "$b/data" "$b/data.raw" 32M &&
+	   "$setup" convert --quiet --to vhdx "$b/data.raw" "$b/files/data.vhdx" >"$work/out" 2>&1; then
+		rm -f "$b/inner.raw" "$b/data.raw"
+		cat >"$b/files/vhdxtab" <<-EOT
+			# NAME IMAGE OPTIONS
+			data  /files/data.vhdx      commit_time=700
+			gone  /files/missing.vhdx   nofail
+			inner /mnt/data/inner.vhdx  ro,nofail
+			spare /files/data.vhdx      noauto
+		EOT
+		cat >"$b/files/fstab" <<-EOT
+			/dev/mapper/data  /mnt/data  ext4 defaults  0 2
+			/dev/mapper/gone  /mnt/gone  ext4 nofail    0 2
+			/dev/mapper/inner /mnt/inner ext4 ro,noauto 0 0
+		EOT
+		install -m 755 "$gen" "$b/files/vhdx-generator"
+		printf 'S=%s\n' "$setup" >"$b/files/env"
+		start=$SECONDS
+		# bash for the generator.
+		"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$b/files" \
+			--bin "$setup" --bin /bin/bash \
+			--timeout 300 "$top/tests/system/guest-boot.sh" >"$b/console" 2>&1
+		guest_results guest "$?" "$b/console" || true
+		echo "boot: guest run $((SECONDS - start)) s"
+	else
+		fail "boot: images" "$(tail -3 "$work/out" | tr '\n' ' ')"
 	fi
 fi
 
