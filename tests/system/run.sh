@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Host tests of the system integration: vhdxsetup list, /etc/vhdxtab and its
-# systemd generator, udev rules, bash completion, make install.  No guest,
-# no root needed; under a minute on 2 cores.  Prints PASS/FAIL lines and
-# "N passed, M failed".
+# Tests of the system integration: vhdxsetup list, /etc/vhdxtab and its
+# systemd generator, udev rules, bash completion, make install, the
+# packages; in guests (vm-run) list, open --all and the boot path from
+# /etc/vhdxtab to a mounted file system.  tests/system/README says what is
+# checked where.  Prints PASS/FAIL lines and "N passed, M failed".
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
