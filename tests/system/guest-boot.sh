@@ -15,8 +15,9 @@
 #   3. units with RequiresMountsFor= a mount point that is now mounted,
 #      then their own fstab mounts (noauto in the guest's fstab, as busybox
 #      mount -a cannot wait for a device as systemd does).
-# /files/env sets S (vhdxsetup, copied in with --bin); /files holds the
-# images, the generator, the tab and fstab, and the files to compare.
+# /files/env sets S (vhdxsetup, copied in with --bin) and UDEVADM (the
+# host's, with --bin; empty: no udev checks); /files holds the images, the
+# generator, the tab and fstab, the files to compare and udev/*.rules.
 . /files/env
 cd /files || exit 1
 
@@ -141,6 +142,56 @@ expect_rc all-open-again 0 "$S" open --all
 [ "$(mapped)" = "data inner " ] && ok all-again-inner-too || no all-again-inner-too "$(mapped)"
 expect_rc all-inner-mount 0 mount /mnt/inner
 on_mount /mnt/inner && cmp /mnt/inner/inner.bin /files/inner.bin && ok all-inner-file-read-back || no all-inner-file-read-back "differs"
+
+# --- udev: the host's udevadm test on dmsetup's rules and ours ---------------
+# The guest runs no udevd (DM_DISABLE_UDEV=1); udevadm test runs the rules
+# for one event in-process, with the real parser: a rule it rejects is
+# logged as "FILE:LINE reason".  "change" is the event a dm device gets
+# when its table goes live; 55-dm.rules then sets DM_NAME and DM_UUID.
+if [ -n "${UDEVADM:-}" ]; then
+	mkdir -p /etc/udev/rules.d
+	cp /files/udev/*.rules /etc/udev/rules.d/
+	dm=
+	for d in /sys/block/dm-*; do
+		[ "$(cat "$d/dm/name")" = data ] && dm=${d##*/}
+	done
+	"$UDEVADM" test --action=change "/sys/block/$dm" >/tmp/udev.out 2>&1
+	grep -q '^/etc/udev/rules.d/60-dm-vhdx.rules:' /tmp/udev.out &&
+		no udev-rules-parse "$(grep '^/etc/udev/rules.d/60-dm-vhdx.rules:' /tmp/udev.out | tr '\n' '|')" ||
+		ok udev-rules-parse
+	grep -q '^Reading rules file: /etc/udev/rules.d/60-dm-vhdx.rules' /tmp/udev.out &&
+		ok udev-rules-read || no udev-rules-read "$(grep 'rules file' /tmp/udev.out | tr '\n' '|')"
+	grep -q '^DEVLINKS=.*/dev/disk/by-id/dm-vhdx-data\( \|$\)' /tmp/udev.out &&
+		ok udev-dm-vhdx-link || no udev-dm-vhdx-link "$(grep -E '^(DEVLINKS|DM_)' /tmp/udev.out | tr '\n' '|')"
+	grep -q '^DEVLINKS=.*/dev/disk/by-id/dm-uuid-VHDX-' /tmp/udev.out &&
+		ok udev-dm-uuid-link || no udev-dm-uuid-link "$(grep '^DEVLINKS' /tmp/udev.out)"
+	grep -qx 'ID_VHDX_NAME=data' /tmp/udev.out && ok udev-id-vhdx-name || no udev-id-vhdx-name "not set"
+	loop=
+	for d in /sys/block/loop*; do
+		[ "$(cat "$d/loop/backing_file" 2>/dev/null)" = /files/data.vhdx ] && loop=${d##*/}
+	done
+	"$UDEVADM" test --action=add "/sys/block/$loop" >/tmp/udev.out 2>&1
+	grep -qx 'UDISKS_IGNORE=1' /tmp/udev.out && grep -qx 'ID_VHDX_LOOP=1' /tmp/udev.out &&
+		ok udev-loop-hidden || no udev-loop-hidden "$loop: $(grep -E '^(UDISKS|ID_VHDX)' /tmp/udev.out)"
+	# Not every dm device, not every loop device.
+	# error: built into dm-mod, unlike zero (a module the guest lacks).
+	dmsetup create plain --table "0 8 error" && ok udev-plain-created || no udev-plain-created "dmsetup create failed"
+	dm=
+	for d in /sys/block/dm-*; do
+		[ "$(cat "$d/dm/name")" = plain ] && dm=${d##*/}
+	done
+	"$UDEVADM" test --action=change "/sys/block/$dm" >/tmp/udev.out 2>&1
+	grep -q '^DEVLINKS=.*/dev/mapper/plain' /tmp/udev.out && ! grep -qE '^(DEVLINKS=.*dm-vhdx|ID_VHDX)' /tmp/udev.out &&
+		ok udev-other-dm-untouched || no udev-other-dm-untouched "$(grep -E '^(DEVLINKS|ID_VHDX)' /tmp/udev.out)"
+	dmsetup remove plain
+	head -c 1048576 /dev/zero >/tmp/plain.img
+	loop=$(losetup -f --show /tmp/plain.img)
+	"$UDEVADM" test --action=add "/sys/block/${loop#/dev/}" >/tmp/udev.out 2>&1
+	grep -q 'UDISKS_IGNORE\|ID_VHDX' /tmp/udev.out && no udev-other-loop-untouched "$(grep -E '^(UDISKS|ID_VHDX)' /tmp/udev.out)" ||
+		ok udev-other-loop-untouched
+	losetup -d "$loop"
+fi
+
 umount /mnt/inner
 # close --all goes bottom up: inner (on /mnt/data) before data, but data is
 # still mounted, so it is busy and close --all fails; unmounted, it closes.

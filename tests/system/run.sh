@@ -301,6 +301,75 @@ else
 	fail "deb: make deb" "$(tail -5 "$work/out" | tr '\n' ' ')"
 fi
 
+# --- the packages installed into a clean Debian 12 --------------------------
+# mmdebstrap makes a bookworm root with apt and installs the two .debs in
+# it, their Depends resolved from the archive, as "apt install ./x.deb"
+# does for a user.  About 3 minutes, mostly downloads (dkms pulls in gcc);
+# needs root and the Debian mirror.  The dkms build itself is the "deb: dkms
+# build" check above (the packaged sources, the 6.12 headers): repeating it
+# here would add linux-headers and its toolchain to the download.
+# VHDX_SYSTEM_CHROOT=0 skips this; VHDX_DEBIAN_MIRROR picks the mirror.
+if [ -z "${dkms_deb:-}" ] || [ -z "${tool_deb:-}" ]; then
+	echo "SKIP chroot: no packages (make deb failed or was skipped)"
+elif [ "${VHDX_SYSTEM_CHROOT:-1}" = 0 ]; then
+	echo "SKIP chroot: VHDX_SYSTEM_CHROOT=0"
+elif ! command -v mmdebstrap >/dev/null; then
+	echo "SKIP chroot: no mmdebstrap (scripts/deps.sh)"
+elif [ "$(id -u)" != 0 ]; then
+	echo "SKIP chroot: needs root (mmdebstrap, chroot)"
+else
+	c=$work/chroot
+	debs=$work/debs
+	mkdir -p "$debs"
+	cp "$dkms_deb" "$tool_deb" "$debs/"
+	inc=()
+	for d in "$debs"/*.deb; do
+		inc+=(--include="$d")
+	done
+	start=$SECONDS
+	# --include takes local .deb files at the same path inside the
+	# chroot: the setup hooks put them there.
+	if timeout 900 mmdebstrap --variant=apt --setup-hook="mkdir -p \"\$1$debs\"" \
+		--setup-hook="copy-in $debs/$(basename "$dkms_deb") $debs/$(basename "$tool_deb") $debs" \
+		"${inc[@]}" bookworm "$c" "${VHDX_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/mm.log" 2>&1; then
+		pass "chroot: mmdebstrap bookworm with the two packages ($((SECONDS - start)) s)"
+		pver=$(dpkg-deb -f "$dkms_deb" Version)
+		check "chroot: files in place" bash -c "cd '$c' && for f in usr/sbin/vhdxsetup \
+			usr/share/man/man8/vhdxsetup.8.gz usr/share/man/man5/vhdxtab.5.gz \
+			usr/lib/udev/rules.d/60-dm-vhdx.rules usr/lib/systemd/system-generators/vhdx-generator \
+			usr/share/bash-completion/completions/vhdxsetup \
+			usr/src/dm-vhdx-$pver/dkms.conf usr/src/dm-vhdx-$pver/Kbuild \
+			usr/src/dm-vhdx-$pver/dm-vhdx-target.c usr/src/dm-vhdx-$pver/vhdx/image.c; do
+			test -f \"\$f\" || { echo \"no \$f\"; exit 1; }; done"
+		# dpkg --verify exits 0 whatever it finds: its output must be empty.
+		check "chroot: dpkg --verify (files as packaged)" bash -c "out=\$(chroot '$c' dpkg --verify vhdxsetup dm-vhdx-dkms 2>&1) &&
+			[ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+		check "chroot: vhdxsetup --help runs (its libraries are installed)" \
+			bash -c "chroot '$c' /usr/sbin/vhdxsetup --help | grep -q '^  open '"
+		check "chroot: man pages are roff" bash -c "zcat '$c/usr/share/man/man8/vhdxsetup.8.gz' | grep -q '^\.TH' &&
+			zcat '$c/usr/share/man/man5/vhdxtab.5.gz' | grep -q '^\.TH'"
+		check "chroot: completion loads" chroot "$c" bash -c \
+			'. /usr/share/bash-completion/completions/vhdxsetup && complete -p vhdxsetup | grep -q _vhdxsetup'
+		# The generator as installed: its units name the installed vhdxsetup.
+		check "chroot: generator runs, ExecStart is the installed vhdxsetup" chroot "$c" bash -c '
+			printf "d /srv/x.vhdx ro\n" >/tmp/tab && mkdir -p /tmp/gen &&
+			VHDXTAB=/tmp/tab /usr/lib/systemd/system-generators/vhdx-generator /tmp/gen &&
+			grep -qx "ExecStart=/usr/sbin/vhdxsetup open --read-only /srv/x.vhdx d" /tmp/gen/vhdx@d.service'
+		# The postinst gave the sources to dkms (no headers here to build).
+		check "chroot: dkms has dm-vhdx/$pver" bash -c "chroot '$c' dkms status -m dm-vhdx | grep -q '^dm-vhdx/$pver'"
+	else
+		fail "chroot: mmdebstrap" "exit $?: $(grep -E '^E:|error' "$work/mm.log" | head -3 | tr '\n' ' ')"
+	fi
+	# A killed mmdebstrap can leave /dev or /proc mounted in the root;
+	# rm -rf would then delete through them.
+	if grep -q " $c/" /proc/self/mounts; then
+		fail "chroot: clean up" "mounts left under $c; not removed"
+		trap - EXIT
+	else
+		rm -rf "$c"
+	fi
+fi
+
 # guest_results PREFIX VM-RUN-RC CONSOLE: a check per GUEST-PASS/GUEST-FAIL
 # line of CONSOLE; false, with a failure, if vm-run failed or printed none.
 guest_results() {
@@ -381,11 +450,21 @@ else
 			/dev/mapper/inner /mnt/inner ext4 ro,noauto 0 0
 		EOT
 		install -m 755 "$gen" "$b/files/vhdx-generator"
-		printf 'S=%s\n' "$setup" >"$b/files/env"
+		# bash for the generator; udevadm and dmsetup's rules, which ours
+		# follow, for the udev checks.
+		bins=(--bin "$setup" --bin /bin/bash)
+		udevadm=$(command -v udevadm || true)
+		if [ -n "$udevadm" ] && [ -f /usr/lib/udev/rules.d/55-dm.rules ]; then
+			mkdir -p "$b/files/udev"
+			cp /usr/lib/udev/rules.d/55-dm.rules "$rules" "$b/files/udev/"
+			bins+=(--bin "$udevadm")
+		else
+			udevadm=
+			echo "SKIP boot: udev checks (no udevadm or no 55-dm.rules: scripts/deps.sh)"
+		fi
+		printf 'S=%s\nUDEVADM=%s\n' "$setup" "$udevadm" >"$b/files/env"
 		start=$SECONDS
-		# bash for the generator.
-		"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$b/files" \
-			--bin "$setup" --bin /bin/bash \
+		"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$b/files" "${bins[@]}" \
 			--timeout 300 "$top/tests/system/guest-boot.sh" >"$b/console" 2>&1
 		guest_results guest "$?" "$b/console" || true
 		echo "boot: guest run $((SECONDS - start)) s"
