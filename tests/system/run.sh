@@ -6,38 +6,13 @@
 # packages; in guests (vm-run) list, open --all and the boot path from
 # /etc/vhdxtab to a mounted file system.  tests/system/README says what is
 # checked where.  Prints PASS/FAIL lines and "N passed, M failed".
-set -uo pipefail
+set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/vhdx-system-test.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-check() {	# NAME COMMAND...: pass if COMMAND succeeds
-	local name=$1
-	shift
-	if "$@" >"$work/check.out" 2>&1; then
-		pass "$name"
-	else
-		fail "$name" "$(head -3 "$work/check.out" | tr '\n' ' ')"
-	fi
-}
-
-expect_rc() {	# NAME WANT-RC COMMAND...
-	local name=$1 want=$2 rc
-	shift 2
-	"$@" >"$work/out" 2>&1
-	rc=$?
-	if [ "$rc" = "$want" ]; then
-		pass "$name"
-	else
-		fail "$name" "exit $rc, expected $want: $(head -3 "$work/out" | tr '\n' ' ')"
-	fi
-}
-make -s -C "$top/tools" vhdxsetup || { echo "FAIL build"; echo "0 passed, 1 failed"; exit 1; }
+# shellcheck source=tests/lib.sh
+. "$top/tests/lib.sh"
+test_init vhdx-system
+make -s -C "$top/tools" vhdxsetup || { fail build "make tools/vhdxsetup"; test_finish || exit 1; }
 setup=$top/tools/vhdxsetup
 
 # --- vhdxsetup list ---------------------------------------------------
@@ -184,7 +159,7 @@ complete_words() {	# WORD...: prints COMPREPLY for the last word
 expect_completion() {	# NAME WANT WORD...
 	local name=$1 want=$2 got
 	shift 2
-	got=$(complete_words "$@")
+	got=$(complete_words "$@") || got="(completion failed)"
 	if [ "$got" = "$want" ]; then
 		pass "$name"
 	else
@@ -361,10 +336,10 @@ else
 		fail "chroot: mmdebstrap" "exit $?: $(grep -E '^E:|error' "$work/mm.log" | head -3 | tr '\n' ' ')"
 	fi
 	# A killed mmdebstrap can leave /dev or /proc mounted in the root;
-	# rm -rf would then delete through them.
+	# rm -rf would then delete through them (here and in the exit trap).
 	if grep -q " $c/" /proc/self/mounts; then
-		fail "chroot: clean up" "mounts left under $c; not removed"
-		trap - EXIT
+		fail "chroot: clean up" "mounts left under $c; $work not removed"
+		test_keep=1
 	else
 		rm -rf "$c"
 	fi
@@ -401,9 +376,10 @@ else
 	"$setup" create --parent "$g/files/base.vhdx" "$g/files/child.vhdx" >/dev/null
 	"$setup" create --parent "$g/files/base.vhdx" "$g/files/child2.vhdx" >/dev/null
 	printf 'S=%s\n' "$setup" >"$g/files/env"
+	rc=0
 	"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$g/files" --bin "$setup" \
-		--timeout 300 "$top/tests/system/guest-list.sh" >"$g/console" 2>&1
-	if guest_results guest "$?" "$g/console"; then
+		--timeout 300 "$top/tests/system/guest-list.sh" >"$g/console" 2>&1 || rc=$?
+	if guest_results guest "$rc" "$g/console"; then
 		sed -n 's/^GUEST-JSON //p' "$g/console" | tr -d '\r' >"$g/list.json"
 		check "guest: list --json parses, two devices" python3 -c '
 import json, sys
@@ -464,9 +440,10 @@ else
 		fi
 		printf 'S=%s\nUDEVADM=%s\n' "$setup" "$udevadm" >"$b/files/env"
 		start=$SECONDS
+		rc=0
 		"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$b/files" "${bins[@]}" \
-			--timeout 300 "$top/tests/system/guest-boot.sh" >"$b/console" 2>&1
-		guest_results guest "$?" "$b/console" || true
+			--timeout 300 "$top/tests/system/guest-boot.sh" >"$b/console" 2>&1 || rc=$?
+		guest_results guest "$rc" "$b/console" || true
 		echo "boot: guest run $((SECONDS - start)) s"
 	else
 		fail "boot: images" "$(tail -3 "$work/out" | tr '\n' ' ')"
@@ -475,5 +452,4 @@ fi
 
 #@@MORE@@
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_finish
