@@ -407,11 +407,12 @@ else
 	cp "$b/files/inner.bin" "$b/inner/"
 	# An image on a file system in another image: the generator orders its
 	# unit after that mount (RequiresMountsFor).
-	if mke2fs -q -F -t ext4 -d "$b/inner" "$b/inner.raw" 8M &&
-	   "$setup" convert --quiet --to vhdx "$b/inner.raw" "$b/data/inner.vhdx" &&
-	   cp "$b/files/hello.bin" "$b/data/" &&
-	   mke2fs -q -F -t ext4 -d "$b/data" "$b/data.raw" 32M &&
-	   "$setup" convert --quiet --to vhdx "$b/data.raw" "$b/files/data.vhdx" >"$work/out" 2>&1; then
+	# (mke2fs -d says "Creating regular file" even with -q.)
+	if { mke2fs -q -F -t ext4 -d "$b/inner" "$b/inner.raw" 8M &&
+	     "$setup" convert --quiet --to vhdx "$b/inner.raw" "$b/data/inner.vhdx" &&
+	     cp "$b/files/hello.bin" "$b/data/" &&
+	     mke2fs -q -F -t ext4 -d "$b/data" "$b/data.raw" 32M &&
+	     "$setup" convert --quiet --to vhdx "$b/data.raw" "$b/files/data.vhdx"; } >"$work/out" 2>&1; then
 		rm -f "$b/inner.raw" "$b/data.raw"
 		cat >"$b/files/vhdxtab" <<-EOT
 			# NAME IMAGE OPTIONS
