@@ -21,6 +21,7 @@ PACKAGES=(
 	libdevmapper-dev python3-docutils               # vhdxsetup, its man page
 	clang-14 libclang-rt-14-dev                     # tests/fuzz (libFuzzer)
 	dpkg-dev debhelper dh-dkms dkms pkg-config      # make deb, tests/system
+	mmdebstrap udev                                 # tests/system: clean bookworm, udevadm test
 )
 
 main() {

@@ -184,11 +184,10 @@ static struct dm_task *dm_task_new(int type, char *err)
 	return dmt;
 }
 
-int dm_vhdx_commit_ms = -1;
-
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		   const char *dev, const char *const *parents,
-		   unsigned int nr_parents, bool read_only, char *err)
+		   unsigned int nr_parents, bool read_only, int commit_ms,
+		   char *err)
 {
 	struct dm_task *dmt;
 	size_t len = strlen(dev) + 40, used;
@@ -204,15 +203,15 @@ int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		return -1;
 	}
 	used = snprintf(params, len, "%s", dev);
-	if (nr_parents || dm_vhdx_commit_ms >= 0)
+	if (nr_parents || commit_ms >= 0)
 		used += snprintf(params + used, len - used, " %u",
-				 2 * nr_parents + (dm_vhdx_commit_ms >= 0));
+				 2 * nr_parents + (commit_ms >= 0));
 	for (i = 0; i < nr_parents; i++)
 		used += snprintf(params + used, len - used, " parent %s",
 				 parents[i]);
-	if (dm_vhdx_commit_ms >= 0)
+	if (commit_ms >= 0)
 		used += snprintf(params + used, len - used, " commit_time:%d",
-				 dm_vhdx_commit_ms);
+				 commit_ms);
 	dmt = dm_task_new(DM_DEVICE_CREATE, err);
 	if (!dmt) {
 		free(params);

@@ -45,15 +45,14 @@ int loop_wait_detached(const char *dev, int ms);
 /*
  * Creates /dev/mapper/@name with one vhdx target of @sectors over @dev,
  * with the feature args "parent <dev>" for each of the @nr_parents
- * @parents (nearest first).  Returns 0, or -1 with @err (the kernel's
+ * @parents (nearest first), and "commit_time:@commit_ms" unless
+ * @commit_ms is negative.  Returns 0, or -1 with @err (the kernel's
  * reason is in its log).
  */
-/* The commit_time feature (ms) of the next create; -1: none. */
-extern int dm_vhdx_commit_ms;
-
 int dm_vhdx_create(const char *name, const char *uuid, uint64_t sectors,
 		   const char *dev, const char *const *parents,
-		   unsigned int nr_parents, bool read_only, char *err);
+		   unsigned int nr_parents, bool read_only, int commit_ms,
+		   char *err);
 
 /* Fills @m; returns 0, 1 if there is no such device, -1 with @err. */
 int dm_vhdx_query(const char *name, struct vhdx_mapping *m, char *err);

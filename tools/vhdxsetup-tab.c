@@ -107,8 +107,6 @@ static int tab_entry_run(const char *cmd, const struct tab_entry *e)
 	}
 	args[n++] = name;
 	args[n] = NULL;
-	/* Only this entry's commit_time, if any. */
-	dm_vhdx_commit_ms = -1;
 	return run_sub(cmd, args, n);
 }
 

@@ -1062,27 +1062,33 @@ int check_name(const char *cmd, const char *name)
 	return EXIT_OK;
 }
 
-/* Parses a subcommand's options: --help and the flags in @opts. */
+/*
+ * Parses a subcommand's options: --help and the flags in @opts; --read-only
+ * sets *@read_only, --commit-time *@commit_ms (ms), for the commands that
+ * take them.
+ */
 static int parse_flags(const char *cmd, int argc, char **argv,
-		       const struct option *opts, bool *read_only, int nargs,
-		       const char *args)
+		       const struct option *opts, bool *read_only,
+		       int *commit_ms, int nargs, const char *args)
 {
 	int c;
 
 	while ((c = getopt_long(argc, argv, "r", opts, NULL)) != -1) {
 		if ((c == OPT_READ_ONLY || c == 'r') && read_only) {
 			*read_only = true;
-		} else if (c == OPT_COMMIT_TIME) {
+		} else if (c == OPT_COMMIT_TIME && commit_ms) {
 			char *end;
+			long ms;
 
+			/* In a long: an int would wrap 2^32 + 500 to 500. */
 			errno = 0;
-			dm_vhdx_commit_ms = strtol(optarg, &end, 10);
+			ms = strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end ||
-			    dm_vhdx_commit_ms < 0 ||
-			    dm_vhdx_commit_ms > 3600000)
+			    ms < 0 || ms > 3600000)
 				return usage_error(cmd,
 						   "bad --commit-time '%s' (ms, at most 3600000)",
 						   optarg);
+			*commit_ms = ms;
 		} else if (c == OPT_HELP) {
 			printf("usage: %s %s %s\n", progname, cmd,
 			       find_command(cmd)->usage);
@@ -1400,6 +1406,7 @@ static int cmd_open(int argc, char **argv)
 	int lock_fd[1 + OPEN_MAX_PARENTS];
 	struct chain_link *child;
 	bool read_only = false;
+	int commit_ms = -1;	/* none: the module's default */
 	struct chain *c = NULL;
 	u64 old_size = 0;
 	const char *name;
@@ -1408,8 +1415,8 @@ static int cmd_open(int argc, char **argv)
 
 	if (tab_wanted(argc, argv))
 		return tab_run("open", argc, argv);
-	ret = parse_flags("open", argc, argv, opts, &read_only, 2,
-			  "IMAGE and NAME");
+	ret = parse_flags("open", argc, argv, opts, &read_only, &commit_ms,
+			  2, "IMAGE and NAME");
 	if (!ret)
 		ret = check_name("open", argv[optind + 1]);
 	if (ret)
@@ -1454,7 +1461,8 @@ static int cmd_open(int argc, char **argv)
 	snprintf(uuid, sizeof(uuid), "%s%s-%s", VHDXSETUP_UUID_PREFIX,
 		 disk_id, name);
 	if (dm_vhdx_create(name, uuid, child->img.geo.virtual_size >> 9,
-			   child->dev, parents, c->count - 1, read_only, err)) {
+			   child->dev, parents, c->count - 1, read_only,
+			   commit_ms, err)) {
 		fprintf(stderr, "%s: %s: %s: %s%s\n", progname, name,
 			child->path, err, strstr(err, "ioctl") ?
 			" (the kernel log says why)" : "");
@@ -1586,7 +1594,7 @@ static int cmd_close(int argc, char **argv)
 
 	if (tab_wanted(argc, argv))
 		return tab_run("close", argc, argv);
-	ret = parse_flags("close", argc, argv, opts, NULL, 1, "NAME");
+	ret = parse_flags("close", argc, argv, opts, NULL, NULL, 1, "NAME");
 	if (!ret)
 		ret = check_name("close", argv[optind]);
 	if (ret)
@@ -1690,7 +1698,8 @@ static int cmd_status(int argc, char **argv)
 	const char *name;
 	int ret;
 
-	ret = parse_flags("status", argc, argv, opts, NULL, 1, "NAME");
+	ret = parse_flags("status", argc, argv, opts, NULL, NULL, 1,
+			  "NAME");
 	if (!ret)
 		ret = check_name("status", argv[optind]);
 	if (ret)

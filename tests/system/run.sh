@@ -1,42 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Host tests of the system integration: vhdxsetup list, /etc/vhdxtab and its
-# systemd generator, udev rules, bash completion, make install.  No guest,
-# no root needed; under a minute on 2 cores.  Prints PASS/FAIL lines and
-# "N passed, M failed".
-set -uo pipefail
+# Tests of the system integration: vhdxsetup list, /etc/vhdxtab and its
+# systemd generator, udev rules, bash completion, make install, the
+# packages; in guests (vm-run) list, open --all and the boot path from
+# /etc/vhdxtab to a mounted file system.  tests/system/README says what is
+# checked where.  Prints PASS/FAIL lines and "N passed, M failed".
+set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/vhdx-system-test.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-check() {	# NAME COMMAND...: pass if COMMAND succeeds
-	local name=$1
-	shift
-	if "$@" >"$work/check.out" 2>&1; then
-		pass "$name"
-	else
-		fail "$name" "$(head -3 "$work/check.out" | tr '\n' ' ')"
-	fi
-}
-
-expect_rc() {	# NAME WANT-RC COMMAND...
-	local name=$1 want=$2 rc
-	shift 2
-	"$@" >"$work/out" 2>&1
-	rc=$?
-	if [ "$rc" = "$want" ]; then
-		pass "$name"
-	else
-		fail "$name" "exit $rc, expected $want: $(head -3 "$work/out" | tr '\n' ' ')"
-	fi
-}
-make -s -C "$top/tools" vhdxsetup || { echo "FAIL build"; echo "0 passed, 1 failed"; exit 1; }
+# shellcheck source=tests/lib.sh
+. "$top/tests/lib.sh"
+test_init vhdx-system
+make -s -C "$top/tools" vhdxsetup || { fail build "make tools/vhdxsetup"; test_finish || exit 1; }
 setup=$top/tools/vhdxsetup
 
 # --- vhdxsetup list ---------------------------------------------------
@@ -84,6 +60,8 @@ expect_rc "tab: missing file: exit 2" 2 "$setup" open --all --tab "$work/nonexis
 expect_rc "tab: close --all with nothing open: exit 0" 0 "$setup" close --all --tab "$work/tab"
 expect_rc "tab: --all with arguments: exit 2" 2 "$setup" open --all --tab "$work/tab" extra
 expect_rc "open --commit-time out of range: exit 2" 2 "$setup" open --commit-time 3600001 "$work/a.vhdx" z
+expect_rc "open --commit-time past 2^32 does not wrap: exit 2" 2 "$setup" open --commit-time 4294967796 "$work/a.vhdx" z
+check "open --commit-time past 2^32: a usage error" grep -q "bad --commit-time '4294967796'" "$work/out"
 
 # --- the systemd generator -------------------------------------------
 gen=$top/tools/systemd/vhdx-generator
@@ -181,7 +159,7 @@ complete_words() {	# WORD...: prints COMPREPLY for the last word
 expect_completion() {	# NAME WANT WORD...
 	local name=$1 want=$2 got
 	shift 2
-	got=$(complete_words "$@")
+	got=$(complete_words "$@") || got="(completion failed)"
 	if [ "$got" = "$want" ]; then
 		pass "$name"
 	else
@@ -298,6 +276,94 @@ else
 	fail "deb: make deb" "$(tail -5 "$work/out" | tr '\n' ' ')"
 fi
 
+# --- the packages installed into a clean Debian 12 --------------------------
+# mmdebstrap makes a bookworm root with apt and installs the two .debs in
+# it, their Depends resolved from the archive, as "apt install ./x.deb"
+# does for a user.  About 3 minutes, mostly downloads (dkms pulls in gcc);
+# needs root and the Debian mirror.  The dkms build itself is the "deb: dkms
+# build" check above (the packaged sources, the 6.12 headers): repeating it
+# here would add linux-headers and its toolchain to the download.
+# VHDX_SYSTEM_CHROOT=0 skips this; VHDX_DEBIAN_MIRROR picks the mirror.
+if [ -z "${dkms_deb:-}" ] || [ -z "${tool_deb:-}" ]; then
+	echo "SKIP chroot: no packages (make deb failed or was skipped)"
+elif [ "${VHDX_SYSTEM_CHROOT:-1}" = 0 ]; then
+	echo "SKIP chroot: VHDX_SYSTEM_CHROOT=0"
+elif ! command -v mmdebstrap >/dev/null; then
+	echo "SKIP chroot: no mmdebstrap (scripts/deps.sh)"
+elif [ "$(id -u)" != 0 ]; then
+	echo "SKIP chroot: needs root (mmdebstrap, chroot)"
+else
+	c=$work/chroot
+	debs=$work/debs
+	mkdir -p "$debs"
+	cp "$dkms_deb" "$tool_deb" "$debs/"
+	inc=()
+	for d in "$debs"/*.deb; do
+		inc+=(--include="$d")
+	done
+	start=$SECONDS
+	# --include takes local .deb files at the same path inside the
+	# chroot: the setup hooks put them there.
+	if timeout 900 mmdebstrap --variant=apt --setup-hook="mkdir -p \"\$1$debs\"" \
+		--setup-hook="copy-in $debs/$(basename "$dkms_deb") $debs/$(basename "$tool_deb") $debs" \
+		"${inc[@]}" bookworm "$c" "${VHDX_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/mm.log" 2>&1; then
+		pass "chroot: mmdebstrap bookworm with the two packages ($((SECONDS - start)) s)"
+		pver=$(dpkg-deb -f "$dkms_deb" Version)
+		check "chroot: files in place" bash -c "cd '$c' && for f in usr/sbin/vhdxsetup \
+			usr/share/man/man8/vhdxsetup.8.gz usr/share/man/man5/vhdxtab.5.gz \
+			usr/lib/udev/rules.d/60-dm-vhdx.rules usr/lib/systemd/system-generators/vhdx-generator \
+			usr/share/bash-completion/completions/vhdxsetup \
+			usr/src/dm-vhdx-$pver/dkms.conf usr/src/dm-vhdx-$pver/Kbuild \
+			usr/src/dm-vhdx-$pver/dm-vhdx-target.c usr/src/dm-vhdx-$pver/vhdx/image.c; do
+			test -f \"\$f\" || { echo \"no \$f\"; exit 1; }; done"
+		# dpkg --verify exits 0 whatever it finds: its output must be empty.
+		check "chroot: dpkg --verify (files as packaged)" bash -c "out=\$(chroot '$c' dpkg --verify vhdxsetup dm-vhdx-dkms 2>&1) &&
+			[ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+		check "chroot: vhdxsetup --help runs (its libraries are installed)" \
+			bash -c "chroot '$c' /usr/sbin/vhdxsetup --help | grep -q '^  open '"
+		check "chroot: man pages are roff" bash -c "zcat '$c/usr/share/man/man8/vhdxsetup.8.gz' | grep -q '^\.TH' &&
+			zcat '$c/usr/share/man/man5/vhdxtab.5.gz' | grep -q '^\.TH'"
+		check "chroot: completion loads" chroot "$c" bash -c \
+			'. /usr/share/bash-completion/completions/vhdxsetup && complete -p vhdxsetup | grep -q _vhdxsetup'
+		# The generator as installed: its units name the installed vhdxsetup.
+		check "chroot: generator runs, ExecStart is the installed vhdxsetup" chroot "$c" bash -c '
+			printf "d /srv/x.vhdx ro\n" >/tmp/tab && mkdir -p /tmp/gen &&
+			VHDXTAB=/tmp/tab /usr/lib/systemd/system-generators/vhdx-generator /tmp/gen &&
+			grep -qx "ExecStart=/usr/sbin/vhdxsetup open --read-only /srv/x.vhdx d" /tmp/gen/vhdx@d.service'
+		# The postinst gave the sources to dkms (no headers here to build).
+		check "chroot: dkms has dm-vhdx/$pver" bash -c "chroot '$c' dkms status -m dm-vhdx | grep -q '^dm-vhdx/$pver'"
+	else
+		fail "chroot: mmdebstrap" "exit $?: $(grep -E '^E:|error' "$work/mm.log" | head -3 | tr '\n' ' ')"
+	fi
+	# A killed mmdebstrap can leave /dev or /proc mounted in the root;
+	# rm -rf would then delete through them (here and in the exit trap).
+	if grep -q " $c/" /proc/self/mounts; then
+		fail "chroot: clean up" "mounts left under $c; $work not removed"
+		test_keep=1
+	else
+		rm -rf "$c"
+	fi
+fi
+
+# guest_results PREFIX VM-RUN-RC CONSOLE: a check per GUEST-PASS/GUEST-FAIL
+# line of CONSOLE; false, with a failure, if vm-run failed or printed none.
+guest_results() {
+	local prefix=$1 rc=$2 console=$3 line n=0
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		GUEST-PASS\ *) pass "$prefix-${line#GUEST-PASS }"; n=$((n + 1)) ;;
+		GUEST-FAIL\ *)
+			line=${line#GUEST-FAIL }
+			fail "$prefix-${line%%:*}" "${line#*: }"; n=$((n + 1)) ;;
+		esac
+	done <"$console"
+	if [ "$rc" != 0 ] || [ "$n" = 0 ]; then
+		fail "$prefix-run" "vm-run exit $rc: $(grep -v '^GUEST' "$console" | tail -5 | tr '\n' ' ')"
+		return 1
+	fi
+}
+
 # --- in a guest: list, open's refusal, open/close --all -------------------
 ko=$(find "$top"/build -path '*/6.12*/dm-vhdx.ko' 2>/dev/null | head -1)
 if [ -z "$ko" ] || [ "${VHDX_SYSTEM_GUEST:-1}" = 0 ]; then
@@ -310,22 +376,10 @@ else
 	"$setup" create --parent "$g/files/base.vhdx" "$g/files/child.vhdx" >/dev/null
 	"$setup" create --parent "$g/files/base.vhdx" "$g/files/child2.vhdx" >/dev/null
 	printf 'S=%s\n' "$setup" >"$g/files/env"
+	rc=0
 	"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$g/files" --bin "$setup" \
-		--timeout 300 "$top/tests/system/guest-list.sh" >"$g/console" 2>&1
-	rc=$?
-	n=0
-	while IFS= read -r line; do
-		line=${line%$'\r'}
-		case $line in
-		GUEST-PASS\ *) pass "guest-${line#GUEST-PASS }"; n=$((n + 1)) ;;
-		GUEST-FAIL\ *)
-			line=${line#GUEST-FAIL }
-			fail "guest-${line%%:*}" "${line#*: }"; n=$((n + 1)) ;;
-		esac
-	done <"$g/console"
-	if [ "$rc" != 0 ] || [ "$n" = 0 ]; then
-		fail guest-run "vm-run exit $rc: $(grep -v '^GUEST' "$g/console" | tail -5 | tr '\n' ' ')"
-	else
+		--timeout 300 "$top/tests/system/guest-list.sh" >"$g/console" 2>&1 || rc=$?
+	if guest_results guest "$rc" "$g/console"; then
 		sed -n 's/^GUEST-JSON //p' "$g/console" | tr -d '\r' >"$g/list.json"
 		check "guest: list --json parses, two devices" python3 -c '
 import json, sys
@@ -337,7 +391,66 @@ assert l[0]["uuid"].startswith("VHDX-") and l[0]["uuid"].endswith("-va"), l
 	fi
 fi
 
+# --- in a guest: the boot path, /etc/vhdxtab to a mounted file system -------
+# What systemd would do with the generator's units, played by
+# guest-boot.sh in the units' order (see its header and tests/system/README).
+if [ -z "$ko" ] || [ "${VHDX_SYSTEM_GUEST:-1}" = 0 ]; then
+	echo "SKIP boot: no build/6.12*/dm-vhdx.ko (make build-all)"
+elif ! command -v mke2fs >/dev/null; then
+	echo "SKIP boot: no mke2fs (scripts/deps.sh)"
+else
+	b=$work/boot
+	mkdir -p "$b/files" "$b/inner" "$b/data"
+	# Files of several blocks (1 MiB by default), not a multiple of 4 KiB.
+	head -c 3000001 /dev/urandom >"$b/files/hello.bin"
+	head -c 1500007 /dev/urandom >"$b/files/inner.bin"
+	cp "$b/files/inner.bin" "$b/inner/"
+	# An image on a file system in another image: the generator orders its
+	# unit after that mount (RequiresMountsFor).
+	# (mke2fs -d says "Creating regular file" even with -q.)
+	if { mke2fs -q -F -t ext4 -d "$b/inner" "$b/inner.raw" 8M &&
+	     "$setup" convert --quiet --to vhdx "$b/inner.raw" "$b/data/inner.vhdx" &&
+	     cp "$b/files/hello.bin" "$b/data/" &&
+	     mke2fs -q -F -t ext4 -d "$b/data" "$b/data.raw" 32M &&
+	     "$setup" convert --quiet --to vhdx "$b/data.raw" "$b/files/data.vhdx"; } >"$work/out" 2>&1; then
+		rm -f "$b/inner.raw" "$b/data.raw"
+		cat >"$b/files/vhdxtab" <<-EOT
+			# NAME IMAGE OPTIONS
+			data  /files/data.vhdx      commit_time=700
+			gone  /files/missing.vhdx   nofail
+			inner /mnt/data/inner.vhdx  ro,nofail
+			spare /files/data.vhdx      noauto
+		EOT
+		cat >"$b/files/fstab" <<-EOT
+			/dev/mapper/data  /mnt/data  ext4 defaults  0 2
+			/dev/mapper/gone  /mnt/gone  ext4 nofail    0 2
+			/dev/mapper/inner /mnt/inner ext4 ro,noauto 0 0
+		EOT
+		install -m 755 "$gen" "$b/files/vhdx-generator"
+		# bash for the generator; udevadm and dmsetup's rules, which ours
+		# follow, for the udev checks.
+		bins=(--bin "$setup" --bin /bin/bash)
+		udevadm=$(command -v udevadm || true)
+		if [ -n "$udevadm" ] && [ -f /usr/lib/udev/rules.d/55-dm.rules ]; then
+			mkdir -p "$b/files/udev"
+			cp /usr/lib/udev/rules.d/55-dm.rules "$rules" "$b/files/udev/"
+			bins+=(--bin "$udevadm")
+		else
+			udevadm=
+			echo "SKIP boot: udev checks (no udevadm or no 55-dm.rules: scripts/deps.sh)"
+		fi
+		printf 'S=%s\nUDEVADM=%s\n' "$setup" "$udevadm" >"$b/files/env"
+		start=$SECONDS
+		rc=0
+		"$top/tests/guest/vm-run" --kernel 6.12 --module "$ko" --files "$b/files" "${bins[@]}" \
+			--timeout 300 "$top/tests/system/guest-boot.sh" >"$b/console" 2>&1 || rc=$?
+		guest_results guest "$rc" "$b/console" || true
+		echo "boot: guest run $((SECONDS - start)) s"
+	else
+		fail "boot: images" "$(tail -3 "$work/out" | tr '\n' ' ')"
+	fi
+fi
+
 #@@MORE@@
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+test_finish
