@@ -60,6 +60,32 @@ static int file_read(void *priv, u64 offset, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * VHDXSETUP_CRASH_AFTER=N: _exit() right after the Nth write to any
+ * image, as if the machine had stopped there, so that tests can walk an
+ * interruption through every step of a command.  Every write of every
+ * command goes through file_write(), so each command gets this for free.
+ * Nothing is flushed on the way out; the page cache keeps what was
+ * written, so this models a killed process, not lost unflushed writes.
+ */
+static void crash_point(void)
+{
+	static long long left = -1;
+	const char *s;
+
+	if (left < 0) {
+		s = getenv("VHDXSETUP_CRASH_AFTER");
+		left = s && *s ? strtoll(s, NULL, 10) : 0;
+		if (left < 0)
+			left = 0;
+	}
+	if (left && !--left) {
+		fprintf(stderr, "%s: VHDXSETUP_CRASH_AFTER: stopping here\n",
+			progname);
+		_exit(EXIT_CRASHED);
+	}
+}
+
 int file_write(void *priv, u64 offset, const void *buf, size_t len)
 {
 	struct image_file *f = priv;
@@ -75,6 +101,7 @@ int file_write(void *priv, u64 offset, const void *buf, size_t len)
 			return n < 0 ? -errno : -EIO;
 		done += n;
 	}
+	crash_point();
 	return 0;
 }
 
@@ -335,7 +362,7 @@ static int path_append(char *dst, size_t size, const char *src)
  * The relative_path of @to (a file) from directory @from, both canonical:
  * ..\..\dir\parent.vhdx, as MS-VHDX 2.6.2.6.3 shows it.
  */
-static int relative_win_path(const char *from, const char *to, char *out,
+int relative_win_path(const char *from, const char *to, char *out,
 			     size_t size)
 {
 	char f[PATH_MAX], t[PATH_MAX], *fc[PATH_MAX / 2], *tc[PATH_MAX / 2];
@@ -364,7 +391,7 @@ static int relative_win_path(const char *from, const char *to, char *out,
  * The absolute_win32_path of a Linux path: \\?\Z:\dir\parent.vhdx, with
  * Z: standing for the root as Wine has it.
  */
-static int absolute_win_path(const char *path, char *out, size_t size)
+int absolute_win_path(const char *path, char *out, size_t size)
 {
 	char t[PATH_MAX], *tc[PATH_MAX / 2];
 	int n, i;
@@ -1631,8 +1658,10 @@ static const struct command commands[] = {
 	{ "convert", cmd_convert,
 	  "[--fixed] [--dynamic] [--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
 	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
-	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
-	  "write a differencing image's chain into a new dynamic image" },
+	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD | --into PARENT [--quiet] CHILD",
+	  "write a differencing image's chain into a new dynamic image (--flatten), or commit CHILD into its parent PARENT in place (--into; CHILD is then no longer valid)" },
+	{ "resize", cmd_resize, "[--shrink] [--quiet] IMAGE SIZE",
+	  "change the virtual size in place (SIZE takes K, M, G, T suffixes); shrinking needs --shrink and never drops data" },
 };
 
 const struct command *find_command(const char *name)

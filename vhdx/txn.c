@@ -116,7 +116,14 @@ int vhdx_session_begin(struct vhdx_image *img)
 	if (txn->session)
 		return 0;
 	vhdx_guid_gen(&txn->file_write_guid);
-	vhdx_guid_gen(&txn->data_write_guid);
+	/*
+	 * A change that leaves the virtual disk's content alone (a new parent
+	 * locator) keeps DataWriteGuid: children that link to it stay valid.
+	 */
+	if (txn->keep_data_write_guid)
+		txn->data_write_guid = img->header.data_write_guid;
+	else
+		vhdx_guid_gen(&txn->data_write_guid);
 	vhdx_guid_gen(&log_guid);
 	txn->log_pos = 0;
 	txn->log_sequence = 1;

@@ -94,6 +94,7 @@ struct vhdx_txn {
 	u32 log_pos;			/* ring offset of the next entry */
 	u64 log_sequence;		/* of the next entry */
 	bool session;			/* headers updated, LogGuid set */
+	bool keep_data_write_guid;	/* set by the caller: metadata only */
 	guid_t file_write_guid;
 	guid_t data_write_guid;
 };
