@@ -1662,6 +1662,8 @@ static const struct command commands[] = {
 	  "write a differencing image's chain into a new dynamic image (--flatten), or commit CHILD into its parent PARENT in place (--into; CHILD is then no longer valid)" },
 	{ "resize", cmd_resize, "[--shrink] [--quiet] IMAGE SIZE",
 	  "change the virtual size in place (SIZE takes K, M, G, T suffixes); shrinking needs --shrink and never drops data" },
+	{ "set-parent", cmd_set_parent, "[--ignore-id-mismatch] [--quiet] CHILD PARENT",
+	  "rewrite the parent locator of a differencing image to find PARENT; --ignore-id-mismatch: link to a PARENT whose DataWriteGuid differs" },
 };
 
 const struct command *find_command(const char *name)
