@@ -411,10 +411,15 @@ if "$setup" set-parent "$work/lc-c.vhdx" "$np" >"$work/out" 2>&1; then
 	else
 		fail lc-set-parent-libvhdi "libvhdi cannot read the chain, or reads other data"
 	fi
-	if "$setup" info "$work/lc-c.vhdx" | grep -qF 'lc-moved\deeper\lc-parent-with'; then
+	"$setup" info "$work/lc-c.vhdx" >"$work/out"
+	rel=$(awk '$1 == "relative_path" { print $2 }' "$work/out")
+	abs=$(awk '$1 == "absolute_win32_path" { print $2 }' "$work/out")
+	want='lc-moved\deeper\lc-parent-with-a-much-longer-name-than-before.vhdx'
+	abs_want='\\?\Z:'$(realpath "$work" | tr / '\\')'\'$want
+	if [ "$rel" = "$want" ] && [ "$abs" = "$abs_want" ]; then
 		pass lc-set-parent-paths
 	else
-		fail lc-set-parent-paths "$("$setup" info "$work/lc-c.vhdx" | grep _path)"
+		fail lc-set-parent-paths "relative_path $rel, absolute_win32_path $abs"
 	fi
 	if [ "$(json_get <("$setup" info --json "$work/lc-c.vhdx") data-write-guid)" = "$dwg" ]; then
 		pass lc-set-parent-keeps-data-write-guid
