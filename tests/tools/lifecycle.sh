@@ -44,6 +44,17 @@ lc_refuse() {	# NAME WANT-RC COMMAND...
 		fail "lc-refuse-$name" "exit $rc (want $want), stderr: $(head -1 "$work/err")"
 	fi
 }
+# As lc_refuse, and stderr must say WHY (an extended regex): the refusal
+# is the one meant, not another check further on.
+lc_refuse_says() {	# NAME WANT-RC WHY COMMAND...
+	local name=$1 want=$2 why=$3 rc; shift 3
+	"$@" >/dev/null 2>"$work/err"; rc=$?
+	if [ "$rc" = "$want" ] && grep -Eq -- "$why" "$work/err"; then
+		pass "lc-refuse-$name"
+	else
+		fail "lc-refuse-$name" "exit $rc (want $want), stderr: $(head -1 "$work/err")"
+	fi
+}
 lc_cmp() {	# NAME FILE EXPECTED
 	if cmp -s "$2" "$3"; then
 		pass "lc-$1"
@@ -296,13 +307,13 @@ if "$setup" resize --shrink "$work/lc-s.vhdx" 8M >"$work/out" 2>&1; then
 else
 	fail lc-resize-shrink "$(tail -1 "$work/out")"
 fi
-lc_refuse resize-shrink-below-data 2 "$setup" resize --shrink "$work/lc-g.vhdx" 7M
-lc_refuse resize-shrink-in-data-block 2 "$setup" resize --shrink "$work/lc-g.vhdx" $((2 * M + 512))
-lc_refuse resize-shrink-needs-option 2 "$setup" resize "$work/lc-g.vhdx" 10M
+lc_refuse_says resize-shrink-below-data 2 "would drop" "$setup" resize --shrink "$work/lc-g.vhdx" 7M
+lc_refuse_says resize-shrink-in-data-block 2 "would drop" "$setup" resize --shrink "$work/lc-g.vhdx" $((2 * M + 512))
+lc_refuse_says resize-shrink-needs-option 2 "needs --shrink" "$setup" resize "$work/lc-g.vhdx" 10M
 lc_refuse resize-bad-size 2 "$setup" resize "$work/lc-g.vhdx" 12Q
 lc_refuse resize-zero-size 2 "$setup" resize "$work/lc-g.vhdx" 0
-lc_refuse resize-unaligned-size 2 "$setup" resize "$work/lc-g.vhdx" 10000001
-lc_refuse resize-too-big 2 "$setup" resize "$work/lc-g.vhdx" 65T
+lc_refuse_says resize-unaligned-size 2 "not a valid size" "$setup" resize "$work/lc-g.vhdx" 10000001
+lc_refuse_says resize-too-big 2 "not a valid size" "$setup" resize "$work/lc-g.vhdx" 65T
 lc_refuse resize-no-size 2 "$setup" resize "$work/lc-g.vhdx"
 lc_refuse resize-missing 2 "$setup" resize "$work/lc-nonexistent.vhdx" 1G
 "$setup" resize --shrink "$work/lc-g.vhdx" 2M >"$work/out" 2>&1
@@ -349,7 +360,7 @@ if "$setup" resize --shrink "$work/lc-dc.vhdx" 6M >"$work/out" 2>&1 &&
 else
 	fail lc-resize-differencing-shrink-back "$(tail -1 "$work/out") $(tail -1 "$work/err")"
 fi
-lc_refuse resize-differencing-shrink-below-data 2 "$setup" resize --shrink "$work/lc-dc.vhdx" 5M
+lc_refuse_says resize-differencing-shrink-below-data 2 "would drop" "$setup" resize --shrink "$work/lc-dc.vhdx" 5M
 
 # Interruptions: stop resize after its Nth write, for every N.  Each time
 # the image must open with our code and QEMU (which replays the log:
@@ -463,11 +474,11 @@ fi
 # A parent written since: refused, then relinked on request.
 cp "$np" "$work/lc-p2.vhdx"
 qemu-io -f vhdx -c "write -P 0x5a 3M 512" "$work/lc-p2.vhdx" >/dev/null
-lc_refuse set-parent-id-mismatch 2 "$setup" set-parent "$work/lc-c.vhdx" "$work/lc-p2.vhdx"
-lc_refuse set-parent-not-differencing 2 "$setup" set-parent "$np" "$work/lc-p2.vhdx"
+lc_refuse_says set-parent-id-mismatch 2 "is not the parent_linkage" "$setup" set-parent "$work/lc-c.vhdx" "$work/lc-p2.vhdx"
+lc_refuse_says set-parent-not-differencing 2 "not a differencing image" "$setup" set-parent --ignore-id-mismatch "$np" "$work/lc-p2.vhdx"
 lc_refuse set-parent-missing 2 "$setup" set-parent "$work/lc-c.vhdx" "$work/lc-nonexistent.vhdx"
 "$setup" create --block-size 1M "$work/lc-p8.vhdx" 8M >/dev/null
-lc_refuse set-parent-bigger 2 "$setup" set-parent "$work/lc-c.vhdx" "$work/lc-p8.vhdx"
+lc_refuse_says set-parent-bigger 2 "cannot be the parent" "$setup" set-parent --ignore-id-mismatch "$work/lc-c.vhdx" "$work/lc-p8.vhdx"
 lc_refuse set-parent-no-args 2 "$setup" set-parent "$work/lc-c.vhdx"
 lc_raw "$work/lc-exp2.raw" $((6 * M)) 0 $((3 * M + 512)) 0x5a $((M + 4096)) 8192 0x71 $((4 * M)) $M 0x72
 cp "$work/lc-c.vhdx" "$work/lc-c0.vhdx"
@@ -529,10 +540,10 @@ lc_raw "$work/lc-exp.raw" $((12 * M)) 0 $((3 * M)) 0x11 $((8 * M)) $M 0x12 \
 	$((10 * M)) $((2 * M)) 0x32 $((5 * M)) 4096 0x33
 lc_chain_raw "$work/lc-t.vhdx" "$work/lc-out.raw" &&
 	lc_cmp merge-into-setup "$work/lc-out.raw" "$work/lc-exp.raw"
-lc_refuse merge-into-not-parent 2 "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-b.vhdx"
+lc_refuse_says merge-into-not-parent 2 "immediate parent only" "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-b.vhdx"
 lc_refuse merge-into-missing 2 "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-nonexistent.vhdx"
 lc_refuse merge-into-not-differencing 2 "$setup" merge "$work/lc-b.vhdx" --into "$work/lc-m.vhdx"
-lc_refuse merge-into-and-flatten 2 "$setup" merge --flatten "$work/lc-x.vhdx" --into "$work/lc-m.vhdx" "$work/lc-t.vhdx"
+lc_refuse_says merge-into-and-flatten 2 "exclude each other" "$setup" merge --flatten "$work/lc-x.vhdx" --into "$work/lc-m.vhdx" "$work/lc-t.vhdx"
 if "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-m.vhdx" >"$work/out" 2>&1 &&
    grep -q "no longer valid" "$work/out"; then
 	if "$setup" check "$work/lc-m.vhdx" >"$work/err" 2>&1; then
