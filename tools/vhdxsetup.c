@@ -61,20 +61,30 @@ static int file_read(void *priv, u64 offset, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * VHDXSETUP_CRASH_AFTER=N: _exit() right after the Nth write to any
+ * image, as if the machine had stopped there, so that tests can walk an
+ * interruption through every step of a command.  Every write of every
+ * command goes through file_write(), so each command gets this for free.
+ * Nothing is flushed on the way out; the page cache keeps what was
+ * written, so this models a killed process, not lost unflushed writes.
+ */
 void crash_point(void)
 {
-	static long left = -1;
-	const char *env;
+	static long long left = -1;
+	const char *s;
 
 	if (left < 0) {
-		env = getenv("VHDXSETUP_CRASH_AFTER");
-		left = env ? strtol(env, NULL, 10) : 0;
-		if (left <= 0)
+		s = getenv("VHDXSETUP_CRASH_AFTER");
+		left = s && *s ? strtoll(s, NULL, 10) : 0;
+		if (left < 0)
 			left = 0;
 	}
-	/* 0: not asked for, or already past; the Nth write ends it. */
-	if (left && !--left)
-		_exit(99);
+	if (left && !--left) {
+		fprintf(stderr, "%s: VHDXSETUP_CRASH_AFTER: stopping here\n",
+			progname);
+		_exit(EXIT_CRASHED);
+	}
 }
 
 int file_write(void *priv, u64 offset, const void *buf, size_t len)
@@ -407,7 +417,7 @@ static int path_append(char *dst, size_t size, const char *src)
  * The relative_path of @to (a file) from directory @from, both canonical:
  * ..\..\dir\parent.vhdx, as MS-VHDX 2.6.2.6.3 shows it.
  */
-static int relative_win_path(const char *from, const char *to, char *out,
+int relative_win_path(const char *from, const char *to, char *out,
 			     size_t size)
 {
 	char f[PATH_MAX], t[PATH_MAX], *fc[PATH_MAX / 2], *tc[PATH_MAX / 2];
@@ -436,7 +446,7 @@ static int relative_win_path(const char *from, const char *to, char *out,
  * The absolute_win32_path of a Linux path: \\?\Z:\dir\parent.vhdx, with
  * Z: standing for the root as Wine has it.
  */
-static int absolute_win_path(const char *path, char *out, size_t size)
+int absolute_win_path(const char *path, char *out, size_t size)
 {
 	char t[PATH_MAX], *tc[PATH_MAX / 2];
 	int n, i;
@@ -1746,8 +1756,12 @@ static const struct command commands[] = {
 	{ "convert", cmd_convert,
 	  "[--fixed] [--dynamic] [--to raw|vhdx] [--block-size SIZE] [--quiet] SRC DST",
 	  "copy a raw file or a VHDX chain into a new raw or VHDX file" },
-	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD",
-	  "write a differencing image's chain into a new dynamic image" },
+	{ "merge", cmd_merge, "--flatten OUT [--quiet] CHILD | --into PARENT [--quiet] CHILD",
+	  "write a differencing image's chain into a new dynamic image (--flatten), or commit CHILD into its parent PARENT in place (--into; CHILD is then no longer valid)" },
+	{ "resize", cmd_resize, "[--shrink] [--quiet] IMAGE SIZE",
+	  "change the virtual size in place (SIZE takes K, M, G, T suffixes); shrinking needs --shrink and never drops data" },
+	{ "set-parent", cmd_set_parent, "[--ignore-id-mismatch] [--quiet] CHILD PARENT",
+	  "rewrite the parent locator of a differencing image to find PARENT; --ignore-id-mismatch: link to a PARENT whose DataWriteGuid differs" },
 	{ "compact", cmd_compact, "[--trim NAME] [--quiet] IMAGE",
 	  "move blocks down into free space and shrink the file (not while mapped); --trim NAME: fstrim the mounted /dev/mapper/NAME of IMAGE first, a step of its own" },
 };

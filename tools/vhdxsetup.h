@@ -19,6 +19,8 @@
 #define EXIT_OK		0	/* done; check: no problems */
 #define EXIT_PROBLEMS	1	/* the image is damaged or not a VHDX image */
 #define EXIT_TROUBLE	2	/* bad usage, or the file cannot be read/written */
+/* VHDXSETUP_CRASH_AFTER stopped the command (tests only). */
+#define EXIT_CRASHED	99
 
 extern const char *progname;
 
@@ -173,5 +175,41 @@ int convert(struct source *s, const char *dst, enum out_kind kind,
 int cmd_convert(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
+int cmd_set_parent(int argc, char **argv);
+
+/* Parent locator paths in the spec's Windows forms; -1: cannot be said. */
+int relative_win_path(const char *from, const char *to, char *out,
+		      size_t size);
+int absolute_win_path(const char *path, char *out, size_t size);
+
+/* An image opened read-write for a change in place (vhdxsetup-edit.c). */
+struct edit {
+	const char *path;
+	struct image_file f;
+	struct vhdx_io io;
+	struct vhdx_image img;
+	bool opened;
+};
+
+/*
+ * Opens @path read-write, replaying a dirty log; @keep_data_write_guid
+ * for a change that leaves the virtual disk's content alone.
+ */
+int edit_open(struct edit *e, const char *path, bool keep_data_write_guid);
+void edit_close(struct edit *e);
+/* Prints e->img.error (or @err); returns EXIT_TROUBLE. */
+int edit_fail(struct edit *e, int err);
+int edit_flush(struct edit *e);
+/* The @n 4 KiB sectors of @u, all or none, through one log entry. */
+int edit_log(struct edit *e, const struct vhdx_log_update *u, u32 n);
+/* Ends the session: everything stable, the log empty. */
+int edit_end(struct edit *e);
+int metadata_read(struct edit *e, u8 **region, u64 *len);
+struct vhdx_metadata_table_entry *metadata_find(u8 *region, u64 len,
+						const guid_t *id);
+/* Appends the sectors where @new differs from @old; > @max: too many. */
+u32 edit_diff_sectors(u64 base, const u8 *old, const u8 *new, u64 len,
+		      struct vhdx_log_update *u, u32 n, u32 max);
 
 #endif /* VHDXSETUP_H */

@@ -117,60 +117,42 @@ static int vhdx_utf16_encode(const char *str, u8 *out, u32 *len)
 	return 0;
 }
 
-struct vhdx_create_pair {
-	const char *key;
-	const char *value;
-};
-
 /* The pairs of the VHDX locator, linkage first; returns how many. */
 static u32 vhdx_create_locator_pairs(const struct vhdx_create_parent *parent,
 				     char *linkage,
-				     struct vhdx_create_pair *pairs)
+				     struct vhdx_locator_kv *pairs)
 {
-	char *c;
 	u32 n = 0;
 
-	/* The spec asks for lower case in braces. */
-	linkage[0] = '{';
-	vhdx_guid_to_string(&parent->data_write_guid, linkage + 1);
-	for (c = linkage + 1; *c; c++)
-		if (*c >= 'A' && *c <= 'F')
-			*c += 'a' - 'A';
-	*c++ = '}';
-	*c = 0;
-	pairs[n++] = (struct vhdx_create_pair) {
+	vhdx_locator_linkage_string(&parent->data_write_guid, linkage);
+	pairs[n++] = (struct vhdx_locator_kv) {
 		VHDX_LOCATOR_PARENT_LINKAGE, linkage };
 	if (parent->relative_path)
-		pairs[n++] = (struct vhdx_create_pair) {
+		pairs[n++] = (struct vhdx_locator_kv) {
 			VHDX_LOCATOR_RELATIVE_PATH, parent->relative_path };
 	if (parent->absolute_win32_path)
-		pairs[n++] = (struct vhdx_create_pair) {
+		pairs[n++] = (struct vhdx_locator_kv) {
 			VHDX_LOCATOR_ABSOLUTE_PATH,
 			parent->absolute_win32_path };
 	return n;
 }
 
-/*
- * Builds the parent locator item into @item (NULL: only measure it) and
- * sets *len to its length.  Header, entries, then each key and its value.
- */
-static int vhdx_create_locator(struct vhdx_image *img,
-			       const struct vhdx_create_parent *parent,
-			       u8 *item, u32 *len)
+int vhdx_locator_build(struct vhdx_image *img,
+		       const struct vhdx_locator_kv *pairs, u32 n, u8 *item,
+		       u32 *len)
 {
-	struct vhdx_create_pair pairs[VHDX_CREATE_LOCATOR_MAX_PAIRS];
-	char linkage[VHDX_GUID_STRING_SIZE + 2];
 	struct vhdx_parent_locator_header *hdr = (void *)item;
 	struct vhdx_parent_locator_entry *e;
-	u32 n, i, kl, vl, off;
+	u32 i, kl, vl, off;
 	int ret;
 
-	n = vhdx_create_locator_pairs(parent, linkage, pairs);
-	if (n < 2)
+	if (n > VHDX_LOCATOR_MAX_ENTRIES)
 		return vhdx_fail(img, -EINVAL,
-				 "parent locator: no path to the parent");
+				 "parent locator: %u entries, more than %u",
+				 n, VHDX_LOCATOR_MAX_ENTRIES);
 	off = sizeof(*hdr) + n * sizeof(*e);
 	if (item) {
+		memset(hdr, 0, sizeof(*hdr));
 		hdr->locator_type = vhdx_guid_parent_locator_type;
 		hdr->key_value_count = cpu_to_le16(n);
 	}
@@ -200,6 +182,39 @@ static int vhdx_create_locator(struct vhdx_image *img,
 	}
 	*len = off;
 	return 0;
+}
+
+void vhdx_locator_linkage_string(const guid_t *guid, char *out)
+{
+	char *c;
+
+	/* The spec asks for lower case in braces. */
+	out[0] = '{';
+	vhdx_guid_to_string(guid, out + 1);
+	for (c = out + 1; *c; c++)
+		if (*c >= 'A' && *c <= 'F')
+			*c += 'a' - 'A';
+	*c++ = '}';
+	*c = 0;
+}
+
+/*
+ * Builds the parent locator item into @item (NULL: only measure it) and
+ * sets *len to its length.  Header, entries, then each key and its value.
+ */
+static int vhdx_create_locator(struct vhdx_image *img,
+			       const struct vhdx_create_parent *parent,
+			       u8 *item, u32 *len)
+{
+	struct vhdx_locator_kv pairs[VHDX_CREATE_LOCATOR_MAX_PAIRS];
+	char linkage[VHDX_GUID_STRING_SIZE + 2];
+	u32 n;
+
+	n = vhdx_create_locator_pairs(parent, linkage, pairs);
+	if (n < 2)
+		return vhdx_fail(img, -EINVAL,
+				 "parent locator: no path to the parent");
+	return vhdx_locator_build(img, pairs, n, item, len);
 }
 
 /* Fills in the defaults, validates every size and places every object. */

@@ -64,6 +64,18 @@ struct vhdx_create_layout {
 	u32 locator_length;		/* 0: no parent */
 };
 
+struct vhdx_locator_kv;
+
+/*
+ * Builds a VHDX parent locator item of the @n key-value pairs into @item
+ * (NULL: only measure it); *@len gets its length.
+ */
+int vhdx_locator_build(struct vhdx_image *img,
+		       const struct vhdx_locator_kv *pairs, u32 n, u8 *item,
+		       u32 *len);
+/* "{guid}" in lower case, as parent_linkage holds it: 39 bytes. */
+void vhdx_locator_linkage_string(const guid_t *guid, char *out);
+
 int vhdx_create_plan(struct vhdx_image *img, struct vhdx_create_params *p,
 		     struct vhdx_create_layout *layout);
 

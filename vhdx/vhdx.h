@@ -95,9 +95,9 @@ struct vhdx_txn {
 	u64 log_sequence;		/* of the next entry */
 	bool session;			/* headers updated, LogGuid set */
 	/*
-	 * Set by a caller that only moves blocks: MS-VHDX counts that as no
-	 * change to what the disk reads, so DataWriteGuid stays and the
-	 * parent linkage of a child of this image still holds.
+	 * Set by a caller whose change leaves what the disk reads alone
+	 * (moving blocks, a new parent locator): DataWriteGuid stays, and
+	 * the parent linkage of a child of this image still holds.
 	 */
 	bool keep_data_write_guid;
 	guid_t file_write_guid;

@@ -346,12 +346,12 @@ import re, sys
 rst = open(sys.argv[1]).read()
 synopsis = set()
 for line in rst.split("\n"):
-    m = re.match(r"\| ``vhdxsetup (\w+)`` ?(.*)$", line)
+    m = re.match(r"\| ``vhdxsetup ([\w-]+)`` ?(.*)$", line)
     if m and m.group(1) != "--help":
         synopsis.add((m.group(1), re.sub(r"[`*]", "", m.group(2)).replace("\\", "")))
 helped = set()
 for line in open(sys.argv[2]):
-    m = re.match(r"  (\w+) (.*)$", line.rstrip("\n"))
+    m = re.match(r"  ([\w-]+) (.*)$", line.rstrip("\n"))
     if m:
         helped.add((m.group(1), m.group(2)))
 missing = synopsis ^ helped
