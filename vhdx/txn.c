@@ -203,16 +203,14 @@ static void vhdx_txn_clean(struct vhdx_image *img)
 /*
  * Writes in place what the last entry logged, from the entry itself: a
  * sector of the in-memory BAT may have changed since, and such a change,
- * uncommitted, must not reach the disk where no entry undoes it.  Runs of
- * sectors that follow each other on disk go as one write: the entry holds
- * its data sectors in the order of their descriptors.
+ * uncommitted, must not reach the disk where no entry undoes it.
  */
 int vhdx_checkpoint(struct vhdx_image *img)
 {
 	struct vhdx_txn *txn = &img->txn;
 	const struct vhdx_log_descriptor *d;
 	u32 count = txn->ckpt_count;
-	u32 desc_sectors, i, run;
+	u32 desc_sectors, i;
 	u64 offset;
 	int ret;
 
@@ -223,16 +221,12 @@ int vhdx_checkpoint(struct vhdx_image *img)
 	    VHDX_LOG_HEADER_DESCRIPTOR_SLOTS;
 	/* Doing this again after a failed write gives the same sectors. */
 	vhdx_log_entry_rebuild(txn->entry, count);
-	for (i = 0; i < count; i += run) {
+	for (i = 0; i < count; i++) {
 		offset = le64_to_cpu(d[i].file_offset);
-		for (run = 1; i + run < count; run++)
-			if (le64_to_cpu(d[i + run].file_offset) !=
-			    offset + (u64)run * VHDX_LOG_SECTOR_SIZE)
-				break;
 		ret = img->io->write(img->io->priv, offset,
 				     txn->entry + (u64)(desc_sectors + i) *
 						  VHDX_LOG_SECTOR_SIZE,
-				     (size_t)run * VHDX_LOG_SECTOR_SIZE);
+				     VHDX_LOG_SECTOR_SIZE);
 		if (ret)
 			return vhdx_fail(img, ret,
 					 "BAT or sector bitmap: write error %d at %llu",
