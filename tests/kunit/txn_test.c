@@ -851,8 +851,11 @@ static void txn_commit_order(struct kunit *test)
 	u[2].data = (const u8 *)img->bat + 5 * SECT;
 	expect_active(test, img, SECT + expect_len(3) + expect_len(1), 4,
 		      &u[1], 2);
+	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wWww");
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "ww");
+	expect_op(test, r, 0, 'w', bat + 3 * SECT, SECT);
+	expect_op(test, r, 1, 'w', bat + 5 * SECT, SECT);
 	expect_bat(test, tb->dev + bat, img, "BAT in place");
 	KUNIT_EXPECT_EQ(test, r->tb->misaligned, 0U);
 }
