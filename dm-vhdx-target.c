@@ -81,6 +81,22 @@ static int vhdx_io_write(void *priv, u64 offset, const void *buf, size_t len)
 			  REQ_OP_WRITE | REQ_SYNC, offset, (void *)buf, len);
 }
 
+/*
+ * A commit's log entry: one request, so that a device with FUA needs one
+ * flush for it; the block layer emulates FUA where the device has none.
+ */
+static int vhdx_io_write_fua(void *priv, u64 offset, const void *buf,
+			     size_t len, bool preflush)
+{
+	struct vhdx_target *vt = priv;
+	blk_opf_t opf = REQ_OP_WRITE | REQ_SYNC | REQ_FUA;
+
+	if (preflush)
+		opf |= REQ_PREFLUSH;
+	return vhdx_dm_io(vt->io_client, vt->dev->bdev, opf, offset,
+			  (void *)buf, len);
+}
+
 static int vhdx_io_flush(void *priv)
 {
 	struct vhdx_target *vt = priv;
@@ -193,6 +209,7 @@ static int vhdx_load(struct vhdx_target *vt, bool probe)
 		.read = vhdx_io_read,
 		.write = read_only ? NULL : vhdx_io_write,
 		.flush = read_only ? NULL : vhdx_io_flush,
+		.write_fua = read_only ? NULL : vhdx_io_write_fua,
 	};
 	vt->img.accept_parent = true;
 	ret = vhdx_open(&vt->img, &vt->io, bdev_nr_bytes(bdev), read_only);

@@ -412,7 +412,9 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 
 /*
  * If nothing needed committing (another commit got there first), a flush
- * still has to reach the device for the data written before it.
+ * still has to reach the device for the data written before it.  After a
+ * commit it need not: the commit's log entry went with a pre-flush issued
+ * after every write this flush orders, so a second one would be wasted.
  */
 static void vhdx_release_waiters(struct vhdx_target *vt,
 				 struct bio_list *waiters, bool committed,
@@ -424,6 +426,8 @@ static void vhdx_release_waiters(struct vhdx_target *vt,
 		if (ret) {
 			bio_io_error(bio);
 		} else if (bio_sectors(bio)) {
+			if (committed)
+				bio->bi_opf &= ~REQ_PREFLUSH;
 			dm_submit_bio_remap(bio, NULL);
 		} else if (committed) {
 			bio_endio(bio);
@@ -453,6 +457,16 @@ static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters,
 		if (ret)
 			bio->bi_status = BLK_STS_IOERR;
 		bio_endio(bio);
+	}
+	/*
+	 * The BAT sectors in place, now that the waiters are on their way: no
+	 * flush here, the next commit's pre-flush (or the session's end) makes
+	 * them stable, and until then the entry replays them.
+	 */
+	if (committed && !ret) {
+		ret = vhdx_checkpoint(&vt->img);
+		if (ret)
+			vhdx_set_failed(vt);
 	}
 	vhdx_recycle(vt);
 }

@@ -5,7 +5,12 @@
  * in the ring, and no entry takes more than half the ring: so the entry
  * before it is never overwritten, and a torn entry still leaves that one
  * to be found and replayed again, which is harmless because its updates
- * were already applied.
+ * were already applied, or are lost writes the replay does again.
+ *
+ * A Tail at the entry itself is right for a commit's entry because the
+ * caller (txn.c) has written every earlier entry's updates in place before
+ * it issues this one, and this one goes with a pre-flush: by the time it
+ * is on disk, no earlier entry is needed any more.
  */
 #include "vhdx.h"
 
@@ -69,8 +74,30 @@ static void vhdx_log_fill_update(void *entry, u32 desc_sectors, u32 i,
 	ds->sequence_low = cpu_to_le32((u32)sequence);
 }
 
-/* One write, or two where the entry wraps around the end of the ring. */
-static int vhdx_log_put(struct vhdx_image *img, const u8 *entry, u32 length)
+/* A FUA write, after a pre-flush if asked, emulated where io cannot. */
+static int vhdx_log_write_fua(struct vhdx_image *img, u64 offset,
+			      const void *buf, size_t len, bool preflush)
+{
+	const struct vhdx_io *io = img->io;
+	int ret;
+
+	if (io->write_fua)
+		return io->write_fua(io->priv, offset, buf, len, preflush);
+	ret = preflush ? io->flush(io->priv) : 0;
+	if (!ret)
+		ret = io->write(io->priv, offset, buf, len);
+	if (!ret)
+		ret = io->flush(io->priv);
+	return ret;
+}
+
+/*
+ * One write, or two where the entry wraps around the end of the ring.  A
+ * stable entry is written with FUA in both parts, and the pre-flush goes
+ * with the first part: the second is issued after it, so after it too.
+ */
+static int vhdx_log_put(struct vhdx_image *img, const u8 *entry, u32 length,
+			bool stable)
 {
 	u64 ring = le64_to_cpu(img->header.log_offset);
 	u32 size = le32_to_cpu(img->header.log_length);
@@ -78,20 +105,28 @@ static int vhdx_log_put(struct vhdx_image *img, const u8 *entry, u32 length)
 	u32 first = min_t(u32, length, size - pos);
 	int ret;
 
-	ret = img->io->write(img->io->priv, ring + pos, entry, first);
-	if (!ret && first < length)
-		ret = img->io->write(img->io->priv, ring, entry + first,
-				     length - first);
-	return ret;
+	if (stable)
+		ret = vhdx_log_write_fua(img, ring + pos, entry, first, true);
+	else
+		ret = img->io->write(img->io->priv, ring + pos, entry, first);
+	if (ret || first == length)
+		return ret;
+	if (stable)
+		return vhdx_log_write_fua(img, ring, entry + first,
+					  length - first, false);
+	return img->io->write(img->io->priv, ring, entry + first,
+			      length - first);
 }
 
 /*
- * Writes one entry at the current ring position and advances it.  The
- * caller flushes: before, so that data the updates point at is stable,
- * and after, before the updates are applied in place.
+ * Writes one entry at the current ring position and advances it.  A
+ * stable entry goes with a pre-flush (the data its updates point at and
+ * the previous entry's updates written in place are stable first) and
+ * FUA, and is stable on return; otherwise the caller flushes.
  */
-int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
-			 const struct vhdx_log_update *updates, u32 count)
+static int vhdx_log_write(struct vhdx_image *img, const guid_t *log_guid,
+			  const struct vhdx_log_update *updates, u32 count,
+			  bool stable)
 {
 	u32 size = le32_to_cpu(img->header.log_length);
 	u32 desc_sectors = (u32)vhdx_log_descriptor_sectors(count);
@@ -120,7 +155,7 @@ int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
 				     &updates[i]);
 	vhdx_checksum_set(entry, length,
 			  offsetof(struct vhdx_log_entry_header, checksum));
-	ret = vhdx_log_put(img, entry, length);
+	ret = vhdx_log_put(img, entry, length, stable);
 	if (entry != img->txn.entry)
 		vhdx_free(entry);
 	if (ret)
@@ -132,4 +167,43 @@ int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
 			   img->txn.log_pos + length;
 	img->txn.log_sequence++;
 	return 0;
+}
+
+int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
+			 const struct vhdx_log_update *updates, u32 count)
+{
+	return vhdx_log_write(img, log_guid, updates, count, false);
+}
+
+int vhdx_log_write_entry_stable(struct vhdx_image *img,
+				const guid_t *log_guid,
+				const struct vhdx_log_update *updates,
+				u32 count)
+{
+	return vhdx_log_write(img, log_guid, updates, count, true);
+}
+
+/*
+ * Turns the data sectors of a built entry of @count data descriptors back
+ * into the sectors they log, in place: the descriptor keeps the 8 leading
+ * and 4 trailing bytes that the sector's signature and sequence number
+ * took.  After this the entry is no longer valid; the checkpoint (txn.c)
+ * writes the sectors from here, which are exactly what the entry logged
+ * whatever the in-memory BAT became since.
+ */
+void vhdx_log_entry_rebuild(u8 *entry, u32 count)
+{
+	u32 desc_sectors = (u32)vhdx_log_descriptor_sectors(count);
+	const struct vhdx_log_descriptor *d;
+	u8 *sector;
+	u32 i;
+
+	d = (const struct vhdx_log_descriptor *)entry +
+	    VHDX_LOG_HEADER_DESCRIPTOR_SLOTS;
+	for (i = 0; i < count; i++, d++) {
+		sector = entry + (u64)(desc_sectors + i) * VHDX_LOG_SECTOR;
+		memcpy(sector, d->leading_bytes, sizeof(d->leading_bytes));
+		memcpy(sector + VHDX_LOG_SECTOR - sizeof(d->trailing_bytes),
+		       d->trailing_bytes, sizeof(d->trailing_bytes));
+	}
 }

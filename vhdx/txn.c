@@ -3,12 +3,20 @@
  * Changing an image: sessions, BAT updates and commits through the log.
  *
  * A commit writes one log entry holding every BAT sector changed since the
- * last commit, with a flush before it (the data the new entries point at
- * must be stable first) and one after it; then it writes the sectors in
- * place without waiting.  The flush that starts the next commit, or the
- * one that ends the session, makes them stable; until then the entry on
- * disk replays them.  Two flushes per commit, where QEMU spends about
+ * last commit, as one write with a pre-flush (the data the new entries
+ * point at must be stable first) and FUA (the entry is stable when the
+ * commit returns): one device flush per commit, where QEMU spends about
  * eight per allocated block.
+ *
+ * The sectors are then written in place by a checkpoint, without a flush
+ * of its own: the caller runs vhdx_checkpoint() once it has told the user
+ * the commit is done, and the next commit runs it first if the caller did
+ * not.  So every entry's checkpoint has completed before the next entry is
+ * issued, and that entry's pre-flush makes it stable before the entry is:
+ * each entry's Tail can point at itself (log_write.c), and no entry ever
+ * needs the log space of an earlier one that still has to be replayed.
+ * Until the next commit's pre-flush, or the flush that ends the session,
+ * a crash replays the last entry, which redoes a lost checkpoint.
  */
 #include "vhdx.h"
 
@@ -195,26 +203,47 @@ static void vhdx_txn_clean(struct vhdx_image *img)
 	WRITE_ONCE(txn->dirty_count, 0);
 }
 
-static int vhdx_txn_apply(struct vhdx_image *img,
-			  const struct vhdx_log_update *updates, u32 count)
+/*
+ * Writes in place what the last entry logged, from the entry itself: a
+ * sector of the in-memory BAT may have changed since, and such a change,
+ * uncommitted, must not reach the disk where no entry undoes it.
+ */
+int vhdx_checkpoint(struct vhdx_image *img)
 {
-	u32 i;
+	struct vhdx_txn *txn = &img->txn;
+	const struct vhdx_log_descriptor *d;
+	u32 count = txn->ckpt_count;
+	u32 desc_sectors, i;
+	u64 offset;
 	int ret;
 
+	if (!count)
+		return 0;
+	desc_sectors = (u32)vhdx_log_descriptor_sectors(count);
+	d = (const struct vhdx_log_descriptor *)txn->entry +
+	    VHDX_LOG_HEADER_DESCRIPTOR_SLOTS;
+	/* Doing this again after a failed write gives the same sectors. */
+	vhdx_log_entry_rebuild(txn->entry, count);
 	for (i = 0; i < count; i++) {
-		ret = img->io->write(img->io->priv, updates[i].offset,
-				     updates[i].data, VHDX_BAT_SECTOR);
+		offset = le64_to_cpu(d[i].file_offset);
+		ret = img->io->write(img->io->priv, offset,
+				     txn->entry + (u64)(desc_sectors + i) *
+						  VHDX_LOG_SECTOR_SIZE,
+				     VHDX_LOG_SECTOR_SIZE);
 		if (ret)
 			return vhdx_fail(img, ret,
-					 "BAT or sector bitmap: write error %d at %llu", ret,
-					 (unsigned long long)updates[i].offset);
+					 "BAT or sector bitmap: write error %d at %llu",
+					 ret, (unsigned long long)offset);
 	}
+	txn->ckpt_count = 0;
 	return 0;
 }
 
 /*
  * The sectors are logged straight from the in-memory BAT: the caller is
- * the only writer of the BAT, so it cannot change under the commit.
+ * the only writer of the BAT, so it cannot change under the commit.  More
+ * dirty sectors than one entry holds take several entries, each one
+ * checkpointed before the next is written (the entry buffer is reused).
  */
 int vhdx_commit(struct vhdx_image *img)
 {
@@ -229,16 +258,14 @@ int vhdx_commit(struct vhdx_image *img)
 	if (!txn->session)
 		return vhdx_fail(img, -EINVAL, "commit outside a session");
 	while ((count = vhdx_txn_gather(img, &start, updates))) {
-		ret = vhdx_txn_flush(img, "before a log entry");
+		ret = vhdx_checkpoint(img);
 		if (!ret)
-			ret = vhdx_log_write_entry(img, &img->header.log_guid,
-						   updates, count);
-		if (!ret)
-			ret = vhdx_txn_flush(img, "after a log entry");
-		if (!ret)
-			ret = vhdx_txn_apply(img, updates, count);
+			ret = vhdx_log_write_entry_stable(img,
+							  &img->header.log_guid,
+							  updates, count);
 		if (ret)
 			break;
+		txn->ckpt_count = count;
 	}
 	if (ret)
 		return ret;
@@ -256,6 +283,9 @@ int vhdx_session_end(struct vhdx_image *img)
 	if (!txn->session)
 		return 0;
 	ret = vhdx_commit(img);
+	if (!ret)
+		ret = vhdx_checkpoint(img);
+	/* The checkpoint must be stable before no entry replays it. */
 	if (!ret)
 		ret = vhdx_txn_flush(img, "before emptying the log");
 	if (!ret)

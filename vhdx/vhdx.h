@@ -17,12 +17,19 @@
  * Byte access to the device holding the image.  The format code only ever
  * asks for 4 KiB aligned offsets and lengths.  write and flush are NULL for
  * a read-only open.  Each returns 0 or a negative errno.
+ *
+ * write_fua is optional: a write that is stable when it returns (FUA) and,
+ * with @preflush, is written only after everything that completed before it
+ * is stable (a pre-flush), as one request so that the device can do both
+ * with one flush.  Without it the caller falls back to flush, write, flush.
  */
 struct vhdx_io {
 	void *priv;
 	int (*read)(void *priv, u64 offset, void *buf, size_t len);
 	int (*write)(void *priv, u64 offset, const void *buf, size_t len);
 	int (*flush)(void *priv);
+	int (*write_fua)(void *priv, u64 offset, const void *buf, size_t len,
+			 bool preflush);
 };
 
 #define VHDX_IO_ALIGN	VHDX_LOG_SECTOR_SIZE
@@ -82,6 +89,9 @@ enum vhdx_log_state {
  * The write side (txn.c): BAT sectors changed since the last commit, and
  * where the next log entry goes.  Only one thread at a time may call the
  * txn functions; readers of the BAT only need READ_ONCE.
+ *
+ * ckpt_count is the checkpoint still to do: the updates of the last entry
+ * written, still in the entry buffer, that are not yet written in place.
  */
 struct vhdx_txn {
 	u8 *dirty;			/* one bit per 4 KiB BAT sector */
@@ -93,6 +103,7 @@ struct vhdx_txn {
 	u32 max_updates;		/* BAT sectors in one log entry */
 	u32 log_pos;			/* ring offset of the next entry */
 	u64 log_sequence;		/* of the next entry */
+	u32 ckpt_count;			/* updates in entry not yet in place */
 	bool session;			/* headers updated, LogGuid set */
 	/*
 	 * Set by a caller whose change leaves what the disk reads alone
@@ -336,13 +347,19 @@ struct vhdx_log_update {
 u32 vhdx_log_entry_length(u32 update_count);
 int vhdx_log_write_entry(struct vhdx_image *img, const guid_t *log_guid,
 			 const struct vhdx_log_update *updates, u32 count);
+int vhdx_log_write_entry_stable(struct vhdx_image *img,
+				const guid_t *log_guid,
+				const struct vhdx_log_update *updates,
+				u32 count);
+void vhdx_log_entry_rebuild(u8 *entry, u32 count);
 
 /*
  * txn.c: changing the image.  A session starts with the first change
  * (new FileWriteGuid, DataWriteGuid and LogGuid in the headers); BAT
  * changes stay in memory until vhdx_commit() writes them through the log;
- * vhdx_session_end() commits and empties the log so that any reader can
- * open the image without replaying it.
+ * vhdx_checkpoint() then writes them in place, which the next commit does
+ * first if the caller did not; vhdx_session_end() commits and empties the
+ * log so that any reader can open the image without replaying it.
  */
 int vhdx_txn_init(struct vhdx_image *img);
 void vhdx_txn_free(struct vhdx_image *img);
@@ -350,6 +367,7 @@ int vhdx_session_begin(struct vhdx_image *img);
 int vhdx_session_end(struct vhdx_image *img);
 void vhdx_bat_update(struct vhdx_image *img, u64 index, u64 entry);
 int vhdx_commit(struct vhdx_image *img);
+int vhdx_checkpoint(struct vhdx_image *img);
 
 static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
 {

@@ -462,8 +462,11 @@ static void bitmap_commit(struct kunit *test)
 	r->snap_hi = bat + tb->p.bat_length;
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfwwwwww");
-	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT, expect_len(6));
+	/* The commit is the entry alone; the checkpoint writes in place. */
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "W");
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Wwwwwww");
+	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(6));
 	for (i = 0; i < 3; i++) {
 		u[i].offset = bat + bat_sectors[i] * SECT;
 		u[i].data = (const u8 *)img->bat + bat_sectors[i] * SECT;
@@ -471,8 +474,8 @@ static void bitmap_commit(struct kunit *test)
 		u[3 + i].data = bits + pages[i] * SECT;
 	}
 	for (i = 0; i < 6; i++)
-		expect_op(test, r, 3 + i, 'w', u[i].offset, SECT);
-	KUNIT_EXPECT_EQ(test, r->snap_op, 3U);
+		expect_op(test, r, 1 + i, 'w', u[i].offset, SECT);
+	KUNIT_EXPECT_EQ(test, r->snap_op, 1U);
 	KUNIT_EXPECT_EQ(test, tb->misaligned, 0U);
 	expect_active(test, img, SECT, 2, u, 6);
 
@@ -497,8 +500,8 @@ static void bitmap_commit(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, r->nops, 0U);
 
 	/*
-	 * A crash after the entry and its flush, before any write in place:
-	 * the snapshot has neither the BAT nor the bitmap; the log has both.
+	 * A crash after the entry, before any write in place: the snapshot
+	 * has neither the BAT nor the bitmap; the log has both.
 	 */
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
 	KUNIT_EXPECT_TRUE(test, all_zero(r->snap + sb, SB_SIZE));
@@ -560,22 +563,21 @@ static void bitmap_commit_many_pages(struct kunit *test)
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	types[n++] = 'f';
-	types[n++] = 'w';
-	types[n++] = 'f';
+	/* The first entry is written in place before the second is logged. */
+	types[n++] = 'W';
 	for (i = 0; i < 126; i++)
 		types[n++] = 'w';
-	types[n++] = 'f';
-	types[n++] = 'w';
-	types[n++] = 'f';
+	types[n++] = 'W';
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), types);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	for (i = 0; i < 75; i++)
 		types[n++] = 'w';
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), types);
-	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT, expect_len(126));
-	expect_op(test, r, 3, 'w', tb->p.bat_offset + 8 * SECT, SECT);
-	expect_op(test, r, 130, 'w', tb->p.log_offset + SECT + expect_len(126),
+	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(126));
+	expect_op(test, r, 1, 'w', tb->p.bat_offset + 8 * SECT, SECT);
+	expect_op(test, r, 127, 'W', tb->p.log_offset + SECT + expect_len(126),
 		  expect_len(75));
-	for (i = 4; i < r->nops && i < REC_MAX_OPS; i++) {
+	for (i = 2; i < r->nops && i < REC_MAX_OPS; i++) {
 		if (r->ops[i].type != 'w' || r->ops[i].offset < sb)
 			continue;
 		KUNIT_EXPECT_EQ(test, r->ops[i].offset, sb + page * SECT);
@@ -740,10 +742,11 @@ static void open_ro_logged_bitmap_page(struct kunit *test)
 	r->snap_hi = sb + SB_SIZE;
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfw");
-	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT, expect_len(1));
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Ww");
+	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(1));
 	/* Block 5's bits are bytes 1280-1535: page 0. */
-	expect_op(test, r, 3, 'w', sb, SECT);
+	expect_op(test, r, 1, 'w', sb, SECT);
 	u.offset = sb;
 	u.data = img->bitmaps[0]->bits;
 	expect_active(test, img, SECT, 2, &u, 1);

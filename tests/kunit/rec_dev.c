@@ -49,6 +49,24 @@ static int rec_write(void *priv, u64 offset, const void *buf, size_t len)
 	return tb->io.write(tb->io.priv, offset, buf, len);
 }
 
+/*
+ * A commit's stable write: recorded as 'W' with a pre-flush and 'U' (FUA
+ * only) without, so that a test sees how many device flushes a commit
+ * costs.  The fake device has no cache: the data goes where write puts it.
+ */
+static int rec_write_fua(void *priv, u64 offset, const void *buf, size_t len,
+			 bool preflush)
+{
+	struct rec *r = priv;
+	int ret;
+
+	ret = rec_write(priv, offset, buf, len);
+	/* rec_write() recorded it as the last op, if it was kept. */
+	if (r->nops <= REC_MAX_OPS)
+		r->ops[r->nops - 1].type = preflush ? 'W' : 'U';
+	return ret;
+}
+
 static int rec_flush(void *priv)
 {
 	struct rec *r = priv;
@@ -69,11 +87,15 @@ struct rec *rec_new(struct kunit *test, struct vhdx_tb *tb)
 		.read = rec_read,
 		.write = rec_write,
 		.flush = rec_flush,
+		.write_fua = rec_write_fua,
 	};
 	return r;
 }
 
-/* The recorded call types ('r', 'w', 'f') from op @from on, as a string. */
+/*
+ * The recorded call types ('r', 'w', 'f', and 'W'/'U' for a FUA write with
+ * and without a pre-flush) from op @from on, as a string.
+ */
 const char *rec_types(struct kunit *test, const struct rec *r,
 		      unsigned int from)
 {

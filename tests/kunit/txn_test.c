@@ -649,8 +649,9 @@ static void txn_crash_in_session_begin(struct kunit *test)
 }
 
 /*
- * session_end commits, flushes, then clears LogGuid in both headers; any
- * reader then opens a clean image with the new BAT.
+ * session_end commits, writes the BAT in place, flushes, then clears
+ * LogGuid in both headers; any reader then opens a clean image with the
+ * new BAT.
  */
 static void txn_session_end(struct kunit *test)
 {
@@ -678,10 +679,10 @@ static void txn_session_end(struct kunit *test)
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfwwwfwfwf");
-	expect_op(test, r, 3, 'w', bat, SECT);
-	expect_op(test, r, 4, 'w', bat + SECT, SECT);
-	expect_op(test, r, 5, 'w', bat + 7 * SECT, SECT);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Wwwwfwfwf");
+	expect_op(test, r, 1, 'w', bat, SECT);
+	expect_op(test, r, 2, 'w', bat + SECT, SECT);
+	expect_op(test, r, 3, 'w', bat + 7 * SECT, SECT);
 	KUNIT_EXPECT_FALSE(test, img->txn.session);
 	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
 	for (slot = 0; slot < 2; slot++) {
@@ -752,8 +753,9 @@ static void txn_second_session(struct kunit *test)
 	r->snap_hi = bat + tb->p.bat_length;
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
-	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT, expect_len(1));
+	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(1));
 
 	c = tb_clone(test, tb, r->snap);
 	img2 = open_img(test, &c->io, c->size, false);
@@ -792,10 +794,16 @@ static void txn_commit_order(struct kunit *test)
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfwww");
-	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT, expect_len(3));
+	/* One write with a pre-flush and FUA; nothing in place yet. */
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "W");
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + bat, old, 8 * SECT), 0);
+	KUNIT_EXPECT_EQ(test, img->txn.ckpt_count, 3U);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, img->txn.ckpt_count, 0U);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Wwww");
+	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(3));
 	for (i = 0; i < 3; i++) {
-		expect_op(test, r, 3 + i, 'w', bat + sectors[i] * SECT, SECT);
+		expect_op(test, r, 1 + i, 'w', bat + sectors[i] * SECT, SECT);
 		u[i].offset = bat + sectors[i] * SECT;
 		u[i].data = (const u8 *)img->bat + sectors[i] * SECT;
 	}
@@ -808,6 +816,7 @@ static void txn_commit_order(struct kunit *test)
 	/* Nothing dirty: nothing written, not even a flush. */
 	r->nops = 0;
 	KUNIT_EXPECT_EQ(test, vhdx_commit(img), 0);
+	KUNIT_EXPECT_EQ(test, vhdx_checkpoint(img), 0);
 	KUNIT_EXPECT_EQ(test, r->nops, 0U);
 
 	/* Only what changed since goes in the next entry. */
@@ -815,13 +824,113 @@ static void txn_commit_order(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 1U);
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfw");
-	expect_op(test, r, 1, 'w', tb->p.log_offset + SECT + expect_len(3),
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "W");
+	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT + expect_len(3),
 		  expect_len(1));
-	expect_op(test, r, 3, 'w', bat + 3 * SECT, SECT);
-	expect_bat(test, tb->dev + bat, img, "BAT in place");
 	expect_active(test, img, SECT + expect_len(3), 3, &u[1], 1);
+
+	/*
+	 * Without a checkpoint in between, the next commit writes the last
+	 * entry's sectors in place first, so that its pre-flush makes them
+	 * stable before the new entry replaces the old one.  What is written
+	 * is what was logged, not sector 3 as it is now.
+	 */
+	memcpy(old, (const u8 *)img->bat + 3 * SECT, SECT);
+	vhdx_bat_update(img, entry_in_sector(tb, 3, 7), zero_entry());
+	vhdx_bat_update(img, entry_in_sector(tb, 5, 0), zero_entry());
+	r->nops = 0;
+	r->snap_lo = tb->p.log_offset;
+	r->snap_hi = tb->p.log_offset + tb->p.log_length;
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wW");
+	expect_op(test, r, 0, 'w', bat + 3 * SECT, SECT);
+	KUNIT_ASSERT_NOT_NULL(test, r->snap);
+	KUNIT_EXPECT_EQ(test, memcmp(r->snap + bat + 3 * SECT, old, SECT), 0);
+	u[1].data = (const u8 *)img->bat + 3 * SECT;
+	u[2].offset = bat + 5 * SECT;
+	u[2].data = (const u8 *)img->bat + 5 * SECT;
+	expect_active(test, img, SECT + expect_len(3) + expect_len(1), 4,
+		      &u[1], 2);
+	r->nops = 0;
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "ww");
+	expect_op(test, r, 0, 'w', bat + 3 * SECT, SECT);
+	expect_op(test, r, 1, 'w', bat + 5 * SECT, SECT);
+	expect_bat(test, tb->dev + bat, img, "BAT in place");
 	KUNIT_EXPECT_EQ(test, r->tb->misaligned, 0U);
+}
+
+/*
+ * A commit costs one device flush: its entry is one write with a pre-flush
+ * and FUA, and nothing else, whose Tail is the entry itself.  The device
+ * as it is right then, without the checkpoint, replays to the new BAT.
+ * Without write_fua the io layer gets flush, write, flush.
+ */
+static void txn_commit_one_flush(struct kunit *test)
+{
+	struct vhdx_tb *tb = big_tb(test, 4 * VHDX_GiB, 16 * VHDX_MiB);
+	struct rec *r = rec_new(test, tb);
+	struct vhdx_image *img = open_txn(test, r), *img2;
+	const struct vhdx_log_entry_header *h;
+	u64 bat = tb->p.bat_offset, off;
+	u8 *old = vhdx_tb_zalloc(test, 8 * SECT);
+	struct vhdx_tb *c;
+	unsigned int ro;
+	u32 pos;
+
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
+			    img->error);
+	memcpy(old, tb->dev + bat, 8 * SECT);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &off), 0);
+	vhdx_bat_update(img, vhdx_tb_payload_index(tb, 3), present_entry(off));
+	vhdx_bat_update(img, entry_in_sector(tb, 6, 2), zero_entry());
+	pos = img->txn.log_pos;
+	r->nops = 0;
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "W");
+	expect_op(test, r, 0, 'W', tb->p.log_offset + pos, expect_len(2));
+	h = (const void *)(tb->dev + tb->p.log_offset + pos);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(h->tail), pos);
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(h->sequence_number), 2ULL);
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + bat, old, 8 * SECT), 0);
+
+	for (ro = 0; ro < 2; ro++) {
+		c = tb_clone(test, tb, tb->dev);
+		img2 = open_img(test, &c->io, c->size, ro);
+		KUNIT_EXPECT_EQ(test, img2->log_state,
+				ro ? VHDX_LOG_REPLAYED_IN_MEMORY :
+				     VHDX_LOG_REPLAYED);
+		expect_bat(test, (const u8 *)img2->bat, img, "BAT replayed");
+		KUNIT_EXPECT_EQ(test, img2->allocated_blocks, 1ULL);
+		if (!ro)
+			expect_bat(test, c->dev + bat, img,
+				   "BAT replayed in place");
+	}
+
+	/* The next entry: again one write, its Tail again itself. */
+	vhdx_bat_update(img, entry_in_sector(tb, 6, 3), zero_entry());
+	pos = img->txn.log_pos;
+	r->nops = 0;
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wwW");
+	h = (const void *)(tb->dev + tb->p.log_offset + pos);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(h->tail), pos);
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(h->sequence_number), 3ULL);
+	c = tb_clone(test, tb, tb->dev);
+	img2 = open_img(test, &c->io, c->size, false);
+	KUNIT_EXPECT_EQ(test, img2->log_state, VHDX_LOG_REPLAYED);
+	expect_bat(test, c->dev + bat, img, "BAT replayed in place");
+
+	/* An io layer without write_fua: the flushes around a plain write. */
+	r->io.write_fua = NULL;
+	vhdx_bat_update(img, entry_in_sector(tb, 1, 3), zero_entry());
+	r->nops = 0;
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wfwf");
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
+	img2 = open_img(test, &tb->io, tb->size, false);
+	KUNIT_EXPECT_EQ(test, img2->log_state, VHDX_LOG_CLEAN);
+	expect_bat(test, (const u8 *)img2->bat, img, "BAT reopened");
 }
 
 static void txn_commit_needs_session(struct kunit *test)
@@ -879,21 +988,28 @@ static void txn_commit_many_entries(struct kunit *test)
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
-	/* Per entry: flush, the entry (split at the ring end), flush, BAT. */
+	/*
+	 * Per entry: the entry with a pre-flush (split at the ring end: the
+	 * second part with FUA only), then its BAT sectors in place before
+	 * the next one; the last one's wait for the checkpoint.
+	 */
 	for (e = 0; e < ARRAY_SIZE(per_entry); e++) {
 		len = expect_len(per_entry[e]);
-		want[n++] = 'f';
-		want[n++] = 'w';
+		if (e)
+			for (i = 0; i < per_entry[e - 1]; i++)
+				want[n++] = 'w';
+		want[n++] = 'W';
 		if (pos + len > ring) {
-			want[n++] = 'w';
+			want[n++] = 'U';
 			wraps++;
 		}
-		want[n++] = 'f';
-		for (i = 0; i < per_entry[e]; i++)
-			want[n++] = 'w';
 		pos = (pos + len) % ring;
 	}
 	KUNIT_EXPECT_EQ(test, wraps, 1U);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), want);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	for (i = 0; i < per_entry[e - 1]; i++)
+		want[n++] = 'w';
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), want);
 	for (i = 0; i < r->nops && i < REC_MAX_OPS; i++) {
 		if (r->ops[i].type != 'w' || r->ops[i].offset < bat)
@@ -924,9 +1040,9 @@ static void txn_commit_many_entries(struct kunit *test)
 /* ---- crashes -------------------------------------------------------- */
 
 /*
- * The device as a crash would leave it right after the entry and its
- * flush, before any BAT sector is written in place: a read-write open
- * replays the entry onto the device, a read-only one into memory.
+ * The device as a crash would leave it right after the entry, before any
+ * BAT sector is written in place: a read-write open replays the entry
+ * onto the device, a read-only one into memory.
  */
 static void txn_crash_after_log_entry(struct kunit *test)
 {
@@ -947,10 +1063,11 @@ static void txn_crash_after_log_entry(struct kunit *test)
 	r->snap_hi = bat + tb->p.bat_length;
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
-	/* Taken after the entry and a flush, before the first BAT write. */
-	KUNIT_EXPECT_EQ(test, r->snap_op, 3U);
-	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "fwfww");
+	/* Taken after the entry, before the first BAT write. */
+	KUNIT_EXPECT_EQ(test, r->snap_op, 1U);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Www");
 	KUNIT_EXPECT_EQ(test, memcmp(r->snap + bat, old, 8 * SECT), 0);
 
 	c = tb_clone(test, tb, r->snap);
@@ -1015,7 +1132,11 @@ static void txn_crash_between_entries(struct kunit *test)
 	}
 }
 
-/* In-place BAT writes fail: the commit fails, the log still has it all. */
+/*
+ * In-place BAT writes fail: the commit is done (the log has it all), the
+ * checkpoint fails, and so does the next commit, which must not log over
+ * an entry not yet in place.
+ */
 static void txn_commit_write_error(struct kunit *test)
 {
 	struct vhdx_tb *tb = big_tb(test, 4 * VHDX_GiB, 16 * VHDX_MiB);
@@ -1024,6 +1145,7 @@ static void txn_commit_write_error(struct kunit *test)
 	u64 bat = tb->p.bat_offset;
 	u8 *old = vhdx_tb_zalloc(test, 8 * SECT);
 	struct vhdx_tb *c;
+	u32 pos;
 
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
 			    img->error);
@@ -1032,23 +1154,37 @@ static void txn_commit_write_error(struct kunit *test)
 	vhdx_bat_update(img, entry_in_sector(tb, 6, 1), zero_entry());
 	r->fail_lo = bat;
 	r->fail_hi = bat + tb->p.bat_length;
-	KUNIT_EXPECT_EQ(test, vhdx_commit(img), -EIO);
+	KUNIT_EXPECT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
+	KUNIT_EXPECT_EQ(test, vhdx_checkpoint(img), -EIO);
 	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, "BAT"), "%s",
 				  img->error);
-	KUNIT_EXPECT_TRUE(test, vhdx_txn_dirty(img));
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + bat, old, 8 * SECT), 0);
+	pos = img->txn.log_pos;
+	vhdx_bat_update(img, entry_in_sector(tb, 4, 1), zero_entry());
+	r->nops = 0;
+	KUNIT_EXPECT_EQ(test, vhdx_commit(img), -EIO);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "w");
+	KUNIT_EXPECT_EQ(test, img->txn.log_pos, pos);
+	KUNIT_EXPECT_TRUE(test, vhdx_txn_dirty(img));
 
+	/* The entry of the first commit replays. */
 	c = tb_clone(test, tb, tb->dev);
 	img2 = open_img(test, &c->io, c->size, false);
 	KUNIT_EXPECT_EQ(test, img2->log_state, VHDX_LOG_REPLAYED);
-	expect_bat(test, (const u8 *)img2->bat, img, "BAT replayed");
-	expect_bat(test, c->dev + bat, img, "BAT replayed in place");
+	KUNIT_EXPECT_EQ(test, memcmp(c->dev + bat + 2 * SECT,
+				     (const u8 *)img->bat + 2 * SECT, SECT), 0);
+	KUNIT_EXPECT_EQ(test, memcmp(c->dev + bat + 4 * SECT,
+				     old + 4 * SECT, SECT), 0);
 
 	/* Once the device works again, the same commit goes through. */
 	r->fail_lo = 0;
 	r->fail_hi = 0;
+	r->nops = 0;
 	KUNIT_EXPECT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "wwW");
 	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
+	KUNIT_EXPECT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	expect_bat(test, tb->dev + bat, img, "BAT in place");
 }
 
@@ -1082,6 +1218,7 @@ static void txn_crash_short_last_block(struct kunit *test)
 	r->snap_lo = tb->p.bat_offset;
 	r->snap_hi = tb->p.bat_offset + tb->p.bat_length;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
 
 	c = tb_clone(test, tb, r->snap);
@@ -1386,6 +1523,7 @@ static struct kunit_case vhdx_txn_cases[] = {
 	KUNIT_CASE(txn_session_end),
 	KUNIT_CASE(txn_second_session),
 	KUNIT_CASE(txn_commit_order),
+	KUNIT_CASE(txn_commit_one_flush),
 	KUNIT_CASE(txn_commit_needs_session),
 	KUNIT_CASE(txn_commit_many_entries),
 	KUNIT_CASE(txn_crash_after_log_entry),
