@@ -456,32 +456,26 @@ static int compact_trim(const char *name, const char *image)
 
 int cmd_compact(int argc, char **argv)
 {
-	enum { OPT_TRIM = 256, OPT_QUIET, OPT_HELP };
+	enum { OPT_TRIM = 256 };
 	static const struct option opts[] = {
 		{ "trim", required_argument, NULL, OPT_TRIM },
-		{ "quiet", no_argument, NULL, OPT_QUIET },
-		{ "help", no_argument, NULL, OPT_HELP },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *trim = NULL;
 	bool quiet = false;
-	int c;
+	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_TRIM:
 			trim = optarg;
 			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case OPT_HELP:
-			printf("usage: %s compact %s\n", progname,
-			       find_command("compact")->usage);
-			exit(EXIT_OK);
 		default:
-			return usage_error("compact", "%s", "unknown option");
+			ret = common_option("compact", c, &quiet);
+			if (ret)
+				return ret;
 		}
 	}
 	if (argc - optind != 1)

@@ -244,15 +244,14 @@ out:
 
 int cmd_convert(int argc, char **argv)
 {
-	enum { OPT_FIXED = 256, OPT_DYNAMIC, OPT_BS, OPT_TO, OPT_QUIET,
-	       OPT_HELP };
+	enum { OPT_FIXED = 256, OPT_DYNAMIC, OPT_BS, OPT_TO };
 	static const struct option opts[] = {
 		{ "fixed", no_argument, NULL, OPT_FIXED },
 		{ "dynamic", no_argument, NULL, OPT_DYNAMIC },
 		{ "block-size", required_argument, NULL, OPT_BS },
 		{ "to", required_argument, NULL, OPT_TO },
-		{ "quiet", no_argument, NULL, OPT_QUIET },
-		{ "help", no_argument, NULL, OPT_HELP },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum out_kind kind = OUT_DYNAMIC;
@@ -289,16 +288,10 @@ int cmd_convert(int argc, char **argv)
 						   "--to expects raw or vhdx, not '%s'",
 						   optarg);
 			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case OPT_HELP:
-			printf("usage: %s convert %s\n", progname,
-			       find_command("convert")->usage);
-			exit(EXIT_OK);
 		default:
-			return usage_error("convert", "%s", "unknown option");
+			ret = common_option("convert", c, &quiet);
+			if (ret)
+				return ret;
 		}
 	}
 	if (argc - optind != 2)

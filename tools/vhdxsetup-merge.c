@@ -276,12 +276,12 @@ out:
 
 int cmd_merge(int argc, char **argv)
 {
-	enum { OPT_FLATTEN = 256, OPT_INTO, OPT_QUIET, OPT_HELP };
+	enum { OPT_FLATTEN = 256, OPT_INTO };
 	static const struct option opts[] = {
 		{ "flatten", required_argument, NULL, OPT_FLATTEN },
 		{ "into", required_argument, NULL, OPT_INTO },
-		{ "quiet", no_argument, NULL, OPT_QUIET },
-		{ "help", no_argument, NULL, OPT_HELP },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *out = NULL, *into = NULL;
@@ -297,16 +297,10 @@ int cmd_merge(int argc, char **argv)
 		case OPT_INTO:
 			into = optarg;
 			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case OPT_HELP:
-			printf("usage: %s merge %s\n", progname,
-			       find_command("merge")->usage);
-			exit(EXIT_OK);
 		default:
-			return usage_error("merge", "%s", "unknown option");
+			ret = common_option("merge", c, &quiet);
+			if (ret)
+				return ret;
 		}
 	}
 	if (argc - optind != 1)

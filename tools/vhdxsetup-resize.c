@@ -394,11 +394,11 @@ static int resize_run(struct resize *r, bool fixed)
 
 int cmd_resize(int argc, char **argv)
 {
-	enum { OPT_SHRINK = 256, OPT_QUIET, OPT_HELP };
+	enum { OPT_SHRINK = 256 };
 	static const struct option opts[] = {
 		{ "shrink", no_argument, NULL, OPT_SHRINK },
-		{ "quiet", no_argument, NULL, OPT_QUIET },
-		{ "help", no_argument, NULL, OPT_HELP },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool shrink = false, quiet = false, fixed;
@@ -413,16 +413,10 @@ int cmd_resize(int argc, char **argv)
 		case OPT_SHRINK:
 			shrink = true;
 			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case OPT_HELP:
-			printf("usage: %s resize %s\n", progname,
-			       find_command("resize")->usage);
-			exit(EXIT_OK);
 		default:
-			return usage_error("resize", "%s", "unknown option");
+			ret = common_option("resize", c, &quiet);
+			if (ret)
+				return ret;
 		}
 	}
 	if (argc - optind != 2)

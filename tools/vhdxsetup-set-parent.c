@@ -219,11 +219,11 @@ out:
 
 int cmd_set_parent(int argc, char **argv)
 {
-	enum { OPT_IGNORE = 256, OPT_QUIET, OPT_HELP };
+	enum { OPT_IGNORE = 256 };
 	static const struct option opts[] = {
 		{ "ignore-id-mismatch", no_argument, NULL, OPT_IGNORE },
-		{ "quiet", no_argument, NULL, OPT_QUIET },
-		{ "help", no_argument, NULL, OPT_HELP },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char want[VHDX_GUID_STRING_SIZE], have[VHDX_GUID_STRING_SIZE];
@@ -238,16 +238,10 @@ int cmd_set_parent(int argc, char **argv)
 		case OPT_IGNORE:
 			ignore = true;
 			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case OPT_HELP:
-			printf("usage: %s set-parent %s\n", progname,
-			       find_command("set-parent")->usage);
-			exit(EXIT_OK);
 		default:
-			return usage_error("set-parent", "%s", "unknown option");
+			ret = common_option("set-parent", c, &quiet);
+			if (ret)
+				return ret;
 		}
 	}
 	if (argc - optind != 2)

@@ -237,6 +237,26 @@ int usage_error(const char *cmd, const char *fmt, const char *arg)
 	return EXIT_TROUBLE;
 }
 
+/*
+ * The options the commands that write images share, as getopt_long()
+ * returns them: -q or --quiet ('q'), --help ('h'); any other is refused.
+ * Returns 0, or the exit status for the caller to return.
+ */
+int common_option(const char *cmd, int opt, bool *quiet)
+{
+	switch (opt) {
+	case 'q':
+		*quiet = true;
+		return EXIT_OK;
+	case 'h':
+		printf("usage: %s %s %s\n", progname, cmd,
+		       find_command(cmd)->usage);
+		exit(EXIT_OK);
+	default:
+		return usage_error(cmd, "%s", "unknown option");
+	}
+}
+
 /* A byte count with an optional binary K, M, G or T suffix. */
 int parse_size(const char *s, u64 *out)
 {

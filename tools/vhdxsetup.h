@@ -51,6 +51,7 @@ int open_error_status(int err);
 bool image_is_fixed(const struct vhdx_image *img);
 
 int usage_error(const char *cmd, const char *fmt, const char *arg);
+int common_option(const char *cmd, int opt, bool *quiet);
 int parse_size(const char *s, u64 *out);
 int parse_u32_size(const char *s, u32 *out);
 int check_name(const char *cmd, const char *name);
