@@ -18,6 +18,12 @@
 #                                warning fails
 #   make check                   everything CI runs: deps, kernels, build-all,
 #                                KUnit, host and guest tests; ends "N passed, M failed"
+#   make check-debug             the write, discard, differencing-discard and
+#                                crash groups of tests/write on a 6.12 kernel
+#                                with KASAN, KFENCE, UBSAN, lockdep, kmemleak
+#                                (built once by scripts/debug-kernel.sh;
+#                                not part of make check: a cold build alone
+#                                takes most of CI's time)
 #   make demo                    boot a guest, map a VHDX, mount it, read it
 #   make bench                   fio in a guest: dm-vhdx against dm-linear, as
 #                                ratios, and device flushes per user flush
@@ -73,6 +79,14 @@ deb:
 check:
 	@scripts/check.sh
 
+check-debug:
+	@scripts/deps.sh
+	@scripts/debug-kernel.sh
+	@scripts/build-all.sh debug
+	@BOOT_TIMEOUT=900 tests/write/run.sh --kernel debug --only $(DEBUG_GROUPS)
+
+DEBUG_GROUPS ?= mirror,discard,diffdiscard,logwrites,powercut
+
 demo:
 	@scripts/deps.sh
 	@scripts/kernels.sh 6.12
@@ -88,5 +102,5 @@ bench:
 help:
 	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
 
-.PHONY: all modules kdir-exists install tools tools-install fuzz clean build-all \
+.PHONY: all modules kdir-exists install tools tools-install fuzz clean build-all check-debug \
 	check demo bench help deb

