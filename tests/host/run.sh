@@ -16,7 +16,7 @@ failed=0
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 
-make -s -C "$top/tools" vhdx-dump
+make -s -C "$top/tools" vhdx-dump vhdxsetup
 dump=$top/tools/vhdx-dump
 mangle=$top/tests/e2e/vhdxmangle.py
 
