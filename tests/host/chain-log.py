@@ -10,13 +10,8 @@ import os, struct, sys, uuid
 sys.path.insert(0, os.environ["MANGLE_DIR"])
 import vhdxmangle as vm
 
-POLY = 0x82F63B78
-TABLE = []
-for b in range(256):
-    c = b
-    for _ in range(8):
-        c = (c >> 1) ^ POLY if c & 1 else c >> 1
-    TABLE.append(c)
+# vhdxmangle's CRC-32C table, driven here without its inversions.
+TABLE = vm._TABLE
 
 def feed(reg, data):
     for byte in data:
