@@ -16,6 +16,7 @@
  * and other writes to it wait for the allocating one.
  */
 #include <linux/blkdev.h>
+#include <linux/dm-kcopyd.h>
 #include <linux/jiffies.h>
 #include <linux/sched/mm.h>
 
@@ -169,6 +170,43 @@ static int vhdx_session_open(struct vhdx_target *vt)
 }
 
 /*
+ * Zeroing, discards and the bios they are made of come from this target's
+ * own pools (kcopyd's, dm-io's), never from the block layer's shared
+ * fs_bio_set: swap and page-cache writeback through this device hold
+ * fs_bio_set bios while they wait for the worker, so a worker that waited
+ * for one of them in turn would deadlock under memory pressure.
+ */
+struct vhdx_zeroing {
+	struct completion done;
+	unsigned long write_err;
+};
+
+static void vhdx_zeroed(int read_err, unsigned long write_err, void *context)
+{
+	struct vhdx_zeroing *z = context;
+
+	z->write_err = write_err;
+	complete(&z->done);
+}
+
+/* kcopyd issues REQ_OP_WRITE_ZEROES where the device offloads it. */
+static int vhdx_zero_sectors(struct vhdx_target *vt, sector_t sector,
+			     sector_t count)
+{
+	struct dm_io_region region = {
+		.bdev = vt->dev->bdev,
+		.sector = sector,
+		.count = count,
+	};
+	struct vhdx_zeroing z;
+
+	init_completion(&z.done);
+	dm_kcopyd_zero(vt->zero_client, 1, &region, 0, vhdx_zeroed, &z);
+	wait_for_completion_io(&z.done);
+	return z.write_err ? -EIO : 0;
+}
+
+/*
  * A new block must read as zeros wherever the write does not cover it,
  * whatever the device held there before; bytes past the virtual disk are
  * never read, so they are left alone.
@@ -176,7 +214,6 @@ static int vhdx_session_open(struct vhdx_target *vt)
 static int vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
 			    u64 block, sector_t start)
 {
-	struct block_device *bdev = vt->dev->bdev;
 	sector_t used = vhdx_block_used_length(&vt->img.geo, block) >>
 			SECTOR_SHIFT;
 	sector_t head = vhdx_bio_sector(vt, bio) &
@@ -185,10 +222,9 @@ static int vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
 	int ret = 0;
 
 	if (head)
-		ret = blkdev_issue_zeroout(bdev, start, head, GFP_NOIO, 0);
+		ret = vhdx_zero_sectors(vt, start, head);
 	if (!ret && tail < used)
-		ret = blkdev_issue_zeroout(bdev, start + tail, used - tail,
-					   GFP_NOIO, 0);
+		ret = vhdx_zero_sectors(vt, start + tail, used - tail);
 	return ret;
 }
 
@@ -219,8 +255,8 @@ static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset)
 static blk_status_t vhdx_zeroout(struct vhdx_target *vt, u64 offset,
 				 u64 length)
 {
-	int ret = blkdev_issue_zeroout(vt->dev->bdev, offset >> SECTOR_SHIFT,
-				       length >> SECTOR_SHIFT, GFP_NOIO, 0);
+	int ret = vhdx_zero_sectors(vt, offset >> SECTOR_SHIFT,
+				    length >> SECTOR_SHIFT);
 
 	if (ret)
 		DMERR_LIMIT("%s: cannot zero %llu bytes at %llu: %d",
@@ -523,8 +559,8 @@ static void vhdx_discard_block(struct vhdx_target *vt, u64 block)
 			   used & ~(VHDX_OBJECT_ALIGN - 1));
 	/* Let a sparse file or a thin device free the space; only a hint. */
 	if (bdev_max_discard_sectors(bdev))
-		blkdev_issue_discard(bdev, vhdx_bat_offset(entry) >> SECTOR_SHIFT,
-				     used >> SECTOR_SHIFT, GFP_NOIO);
+		vhdx_dm_io(vt->io_client, bdev, REQ_OP_DISCARD,
+			   vhdx_bat_offset(entry), NULL, used);
 }
 
 static void vhdx_handle_discard(struct vhdx_target *vt, struct bio *bio)
@@ -701,10 +737,19 @@ int vhdx_writer_init(struct vhdx_target *vt)
 	hash_init(vt->allocating);
 	INIT_WORK(&vt->worker, vhdx_worker);
 	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
+	vt->zero_client = dm_kcopyd_client_create(NULL);
+	if (IS_ERR(vt->zero_client)) {
+		vt->zero_client = NULL;
+		return vhdx_fail(&vt->img, -ENOMEM,
+				 "cannot create the kcopyd client");
+	}
 	vt->wq = alloc_ordered_workqueue("dm-vhdx", WQ_MEM_RECLAIM);
-	if (!vt->wq)
+	if (!vt->wq) {
+		dm_kcopyd_client_destroy(vt->zero_client);
+		vt->zero_client = NULL;
 		return vhdx_fail(&vt->img, -ENOMEM,
 				 "cannot allocate the workqueue");
+	}
 	return 0;
 }
 
@@ -739,4 +784,5 @@ void vhdx_writer_exit(struct vhdx_target *vt)
 {
 	vhdx_writer_stop(vt);
 	destroy_workqueue(vt->wq);
+	dm_kcopyd_client_destroy(vt->zero_client);
 }
