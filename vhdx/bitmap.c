@@ -347,7 +347,8 @@ static u32 vhdx_page_run(const u8 *bits, u32 i, u32 end, bool *present)
 /*
  * How many of @count (> 0) logical sectors from @sector share the bit of
  * the first (returned in @present), in @run; never past the end of the
- * chunk, nor, where the chunk has a bitmap, past the end of its 4 KiB page.
+ * chunk, nor, where the page is read, past the end of its 4 KiB page
+ * (32768 sectors).
  * Returns 0, -EAGAIN if the page is not cached and @load is false, or the
  * error that loading it met.
  */
@@ -363,11 +364,6 @@ int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
 	unsigned long flags;
 	int ret;
 
-	if (!vhdx_bitmap_present(img, chunk)) {
-		*present = false;
-		*run = min_t(u64, VHDX_SECTORS_PER_CHUNK - i, count);
-		return 0;
-	}
 	for (;;) {
 		vhdx_lock(&c->lock, flags);
 		p = vhdx_bitmap_find(img, chunk, page);
@@ -382,6 +378,12 @@ int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
 			return 0;
 		}
 		vhdx_unlock(&c->lock, flags);
+		/* Without a bitmap block, the whole chunk is in the parent. */
+		if (!vhdx_bitmap_present(img, chunk)) {
+			*present = false;
+			*run = min_t(u64, VHDX_SECTORS_PER_CHUNK - i, count);
+			return 0;
+		}
 		if (!load)
 			return -EAGAIN;
 		ret = vhdx_bitmap_load(img, chunk, page);
@@ -487,10 +489,6 @@ int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
 	unsigned long flags;
 	int ret;
 
-	if (!vhdx_bitmap_present(img, chunk)) {
-		memset(buf, 0, VHDX_LOG_SECTOR_SIZE);
-		return 0;
-	}
 	for (;;) {
 		vhdx_lock(&c->lock, flags);
 		p = vhdx_bitmap_find(img, chunk, page);
@@ -500,6 +498,10 @@ int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
 			return 0;
 		}
 		vhdx_unlock(&c->lock, flags);
+		if (!vhdx_bitmap_present(img, chunk)) {
+			memset(buf, 0, VHDX_LOG_SECTOR_SIZE);
+			return 0;
+		}
 		ret = vhdx_bitmap_load(img, chunk, page);
 		if (ret)
 			return ret;

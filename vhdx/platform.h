@@ -57,10 +57,13 @@ static inline void vhdx_cond_resched(void)
  * The sector bitmap cache's lock: map() takes it, so it never sleeps;
  * irqsave because a bio may be submitted from any context.
  */
-typedef spinlock_t vhdx_lock_t;
-#define vhdx_lock_init(l)	spin_lock_init(l)
-#define vhdx_lock(l, flags)	spin_lock_irqsave(l, flags)
-#define vhdx_unlock(l, flags)	spin_unlock_irqrestore(l, flags)
+struct vhdx_lock {
+	spinlock_t lock;		/* see struct vhdx_bitmap_cache */
+};
+
+#define vhdx_lock_init(l)	spin_lock_init(&(l)->lock)
+#define vhdx_lock(l, flags)	spin_lock_irqsave(&(l)->lock, flags)
+#define vhdx_unlock(l, flags)	spin_unlock_irqrestore(&(l)->lock, flags)
 
 static inline void vhdx_sort(void *base, size_t num, size_t size,
 			     int (*cmp)(const void *, const void *))

@@ -170,7 +170,7 @@ struct vhdx_bitmap {
  * were written in place, so a load that raced with that reads again.
  */
 struct vhdx_bitmap_cache {
-	vhdx_lock_t lock;
+	struct vhdx_lock lock;
 	struct vhdx_bitmap_page lru;	/* clean pages, oldest first */
 	struct vhdx_bitmap_page held;	/* dirty or not yet checkpointed */
 	u64 budget;			/* bytes */

@@ -89,9 +89,10 @@ static inline void vhdx_sort(void *base, size_t num, size_t size,
 }
 
 /* The format code is used by one thread at a time in userspace. */
-typedef struct {
+struct vhdx_lock {
 	int unused;
-} vhdx_lock_t;
+};
+
 #define vhdx_lock_init(l)	((void)(l))
 #define vhdx_lock(l, flags)	((void)(l), (flags) = 0)
 #define vhdx_unlock(l, flags)	((void)(l), (void)(flags))
