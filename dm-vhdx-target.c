@@ -554,6 +554,12 @@ static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 	}
 	if (ext.layer || !ext.bdev)
 		vhdx_unpin(vt, bio);
+	if (ext.err) {
+		DMERR_LIMIT("%s: sector %llu: sector bitmap lookup failed: %d",
+			    vhdx_name(vt),
+			    (unsigned long long)vhdx_bio_sector(vt, bio), ext.err);
+		return DM_MAPIO_KILL;
+	}
 	if (ext.bad) {
 		DMERR_LIMIT("%s: sector %llu: partially present block without a parent",
 			    vhdx_name(vt),

@@ -364,6 +364,9 @@ int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
 	unsigned long flags;
 	int ret;
 
+	/* Only a differencing image has sector bitmaps. */
+	if (!img->bitmaps)
+		return -EINVAL;
 	for (;;) {
 		vhdx_lock(&c->lock, flags);
 		p = vhdx_bitmap_find(img, chunk, page);
@@ -442,6 +445,8 @@ int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 	bool changed;
 	int ret;
 
+	if (!img->bitmaps)
+		return -EINVAL;
 	while (count) {
 		page = i / VHDX_BITMAP_PAGE_BITS;
 		in_page = i % VHDX_BITMAP_PAGE_BITS;
@@ -489,6 +494,8 @@ int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
 	unsigned long flags;
 	int ret;
 
+	if (!img->bitmaps)
+		return -EINVAL;
 	for (;;) {
 		vhdx_lock(&c->lock, flags);
 		p = vhdx_bitmap_find(img, chunk, page);
