@@ -54,8 +54,6 @@ ko=$(ls "$top"/build/$kglob/dm-vhdx.ko 2>/dev/null | head -1)
 [ -z "${DIFF_MODULE:-}" ] || ko=$DIFF_MODULE
 [ -n "$ko" ] || { fail build-module "no build/$kglob/dm-vhdx.ko: make build-all"; finish; }
 
-GiB=$((1 << 30))
-MiB=$((1 << 20))
 mkdir -p "$work/files"
 # The images: their files get sparse room for what the guest allocates.
 "$setup" create --block-size 1M "$work/p.vhdx" 64G >/dev/null &&
