@@ -9,6 +9,7 @@
  */
 #include <linux/blkdev.h>
 #include <linux/dm-io.h>
+#include <linux/sched/mm.h>
 
 #include "dm-vhdx.h"
 #include "vhdx/parent.h"
@@ -91,6 +92,7 @@ static int vhdx_parent_open(struct dm_target *ti, struct vhdx_target *vt,
 	}
 	p->io = (struct vhdx_io) { .priv = p, .read = vhdx_parent_read };
 	p->img.accept_parent = true;
+	p->img.bitmap_budget = vhdx_bitmap_budget();
 	ret = vhdx_open(&p->img, &p->io, bdev_nr_bytes(p->dev->bdev), true);
 	if (ret) {
 		vhdx_set_error(ti, "Parent %s: %s", p->dev->name, p->img.error);
@@ -160,10 +162,10 @@ fail:
 }
 
 /* The layers of the chain: 0 is the child, then the parents in order. */
-static const struct vhdx_image *vhdx_layer(struct vhdx_target *vt,
-					   unsigned int layer,
-					   struct block_device **bdev,
-					   unsigned int *shift)
+static struct vhdx_image *vhdx_layer(struct vhdx_target *vt,
+				     unsigned int layer,
+				     struct block_device **bdev,
+				     unsigned int *shift)
 {
 	if (!layer) {
 		*bdev = vt->dev->bdev;
@@ -178,21 +180,26 @@ static const struct vhdx_image *vhdx_layer(struct vhdx_target *vt,
 /*
  * Where the @len sectors from virtual @sector live: the longest run from
  * @sector that one image of the chain holds in one piece (or that reads as
- * zeros), at most @len sectors.
+ * zeros), at most @len sectors.  Without @load (map()) it never blocks: a
+ * sector bitmap page that is not cached sets ext->miss; with @load (the
+ * read worker) it is read, and a failure sets ext->err.
  */
 void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
-		  struct vhdx_extent *ext)
+		  bool load, struct vhdx_extent *ext)
 {
 	unsigned int layer, shift, lss_shift;
-	const struct vhdx_image *img;
+	struct vhdx_image *img;
 	struct block_device *bdev;
 	sector_t in_block;
 	u64 index, entry, run;
 	bool present;
+	int ret;
 
 	ext->bdev = NULL;
 	ext->layer = 0;
 	ext->bad = false;
+	ext->miss = false;
+	ext->err = 0;
 	for (layer = 0; layer <= vt->nr_parents; layer++) {
 		img = vhdx_layer(vt, layer, &bdev, &shift);
 		in_block = sector & ((1ULL << shift) - 1);
@@ -209,8 +216,18 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 			}
 			lss_shift = ilog2(img->geo.logical_sector_size) -
 				    SECTOR_SHIFT;
-			run = vhdx_bitmap_run(img, sector >> lss_shift,
-					      len >> lss_shift, &present);
+			ret = vhdx_bitmap_lookup(img, sector >> lss_shift,
+						 len >> lss_shift, load,
+						 &present, &run);
+			if (ret == -EAGAIN) {
+				ext->miss = true;
+				goto zeros;
+			}
+			if (ret) {
+				ext->err = ret;
+				ext->layer = layer;
+				goto zeros;
+			}
 			len = run << lss_shift;
 			if (present)
 				break;
@@ -233,4 +250,150 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 	}
 zeros:
 	ext->len = len;
+}
+
+/* Bounce buffer of the read worker: the most it reads at once. */
+#define VHDX_BOUNCE_SIZE	(256 * 1024)
+
+/* @len bytes of @buf (zeros if NULL) into @bio at @iter, which advances. */
+static void vhdx_copy_to_bio(struct bio *bio, struct bvec_iter *iter,
+			     const u8 *buf, unsigned int len)
+{
+	while (len) {
+		struct bio_vec bv = bio_iter_iovec(bio, *iter);
+		unsigned int n = min(len, bv.bv_len);
+
+		bv.bv_len = n;
+		if (buf) {
+			memcpy_to_bvec(&bv, buf);
+			buf += n;
+		} else {
+			memzero_bvec(&bv);
+		}
+		bio_advance_iter_single(bio, iter, n);
+		len -= n;
+	}
+}
+
+/*
+ * A read that map() could not resolve without I/O.  Resolving it here
+ * loads the bitmap pages it needs.  If one image holds it whole it is
+ * remapped as map() would have; otherwise (dm_accept_partial_bio() is
+ * only allowed in map()) each piece is read through the bounce buffer.
+ * The bio stays pinned (vhdx_pin()) until it ends, as a remapped one does.
+ */
+static void vhdx_read_deferred(struct vhdx_target *vt, struct bio *bio)
+{
+	sector_t sector = vhdx_bio_sector(vt, bio), left = bio_sectors(bio);
+	struct bvec_iter iter = bio->bi_iter;
+	blk_status_t status = BLK_STS_OK;
+	struct vhdx_extent ext;
+	sector_t done, n;
+	int ret;
+
+	vhdx_resolve(vt, sector, left, true, &ext);
+	if (!ext.err && !ext.bad && ext.bdev && ext.len == left) {
+		bio_set_dev(bio, ext.bdev);
+		bio->bi_iter.bi_sector = ext.sector;
+		dm_submit_bio_remap(bio, NULL);
+		return;
+	}
+	for (;;) {
+		if (ext.err) {
+			DMERR_LIMIT("%s: sector %llu: %s", vhdx_name(vt),
+				    (unsigned long long)sector,
+				    ext.layer ? vt->parents[ext.layer - 1].img.error :
+						vt->img.error);
+			status = errno_to_blk_status(ext.err);
+			break;
+		}
+		if (ext.bad) {
+			DMERR_LIMIT("%s: sector %llu: partially present block without a parent",
+				    vhdx_name(vt), (unsigned long long)sector);
+			status = BLK_STS_IOERR;
+			break;
+		}
+		for (done = 0; done < ext.len; done += n) {
+			n = min_t(sector_t, ext.len - done,
+				  VHDX_BOUNCE_SIZE >> SECTOR_SHIFT);
+			if (ext.bdev) {
+				ret = vhdx_dm_io(vt->io_client, ext.bdev,
+						 REQ_OP_READ,
+						 (u64)(ext.sector + done) << SECTOR_SHIFT,
+						 vt->bounce, n << SECTOR_SHIFT);
+				if (ret) {
+					status = errno_to_blk_status(ret);
+					goto out;
+				}
+			}
+			vhdx_copy_to_bio(bio, &iter, ext.bdev ? vt->bounce : NULL,
+					 n << SECTOR_SHIFT);
+		}
+		sector += ext.len;
+		left -= ext.len;
+		if (!left)
+			break;
+		vhdx_resolve(vt, sector, left, true, &ext);
+	}
+out:
+	bio->bi_status = status;
+	bio_endio(bio);
+}
+
+static void vhdx_read_worker(struct work_struct *work)
+{
+	struct vhdx_target *vt = container_of(work, struct vhdx_target,
+					      read_work);
+	/* Reclaim may read through this very device. */
+	unsigned int noio = memalloc_noio_save();
+	struct bio_list bios;
+	struct bio *bio;
+
+	spin_lock_irq(&vt->read_lock);
+	bios = vt->read_deferred;
+	bio_list_init(&vt->read_deferred);
+	spin_unlock_irq(&vt->read_lock);
+	while ((bio = bio_list_pop(&bios))) {
+		vhdx_read_deferred(vt, bio);
+		cond_resched();
+	}
+	memalloc_noio_restore(noio);
+}
+
+void vhdx_defer_read(struct vhdx_target *vt, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vt->read_lock, flags);
+	bio_list_add(&vt->read_deferred, bio);
+	spin_unlock_irqrestore(&vt->read_lock, flags);
+	queue_work(vt->read_wq, &vt->read_work);
+}
+
+int vhdx_reader_init(struct vhdx_target *vt)
+{
+	spin_lock_init(&vt->read_lock);
+	bio_list_init(&vt->read_deferred);
+	INIT_WORK(&vt->read_work, vhdx_read_worker);
+	vt->bounce = kvmalloc(VHDX_BOUNCE_SIZE, GFP_KERNEL);
+	if (!vt->bounce)
+		return -ENOMEM;
+	vt->read_wq = alloc_ordered_workqueue("dm-vhdx-read", WQ_MEM_RECLAIM);
+	if (!vt->read_wq) {
+		kvfree(vt->bounce);
+		vt->bounce = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* With no bio in flight: the destructor. */
+void vhdx_reader_exit(struct vhdx_target *vt)
+{
+	if (vt->read_wq) {
+		destroy_workqueue(vt->read_wq);
+		vt->read_wq = NULL;
+	}
+	kvfree(vt->bounce);
+	vt->bounce = NULL;
 }

@@ -17,6 +17,22 @@
 #define VHDX_DEFAULT_COMMIT_MS	1000
 
 /*
+ * The sector bitmap cache of each image of a table (vhdx/bitmap.c), read
+ * when the table is loaded.  A few pages are enough for progress: the
+ * budget only bounds what stays cached.
+ */
+static unsigned int bitmap_cache_kb = VHDX_BITMAP_CACHE_DEFAULT / 1024;
+module_param(bitmap_cache_kb, uint, 0644);
+MODULE_PARM_DESC(bitmap_cache_kb,
+		 "Sector bitmap cache per image of a differencing chain, in KiB (default 16384)");
+
+u64 vhdx_bitmap_budget(void)
+{
+	/* 0 would mean the default to vhdx_bitmaps_load(): one page instead. */
+	return max_t(u64, (u64)READ_ONCE(bitmap_cache_kb) * 1024, 1);
+}
+
+/*
  * dm core prints ti->error after the constructor has returned and freed
  * everything it allocated, so a message with values in it needs storage
  * that outlives the target.  A small ring is enough: only a burst of more
@@ -212,6 +228,7 @@ static int vhdx_load(struct vhdx_target *vt, bool probe)
 		.write_fua = read_only ? NULL : vhdx_io_write_fua,
 	};
 	vt->img.accept_parent = true;
+	vt->img.bitmap_budget = vhdx_bitmap_budget();
 	ret = vhdx_open(&vt->img, &vt->io, bdev_nr_bytes(bdev), read_only);
 	if (ret || read_only)
 		return ret;
@@ -397,6 +414,13 @@ static int vhdx_open_parents(struct dm_target *ti, struct vhdx_target *vt)
 		}
 	}
 	ret = vhdx_chain_open(ti, vt);
+	if (!ret && vt->img.geo.has_parent) {
+		ret = vhdx_reader_init(vt);
+		if (ret) {
+			ti->error = "Cannot allocate the read worker";
+			vhdx_chain_close(ti, vt);
+		}
+	}
 	if (ret) {
 		kfree(vt->parents);
 		vt->parents = NULL;
@@ -456,6 +480,7 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_unload;
 	ret = vhdx_publish(ti, vt);
 	if (ret) {
+		vhdx_reader_exit(vt);
 		vhdx_chain_close(ti, vt);
 		kfree(vt->parents);
 		goto bad_unload;
@@ -500,6 +525,7 @@ static void vhdx_dtr(struct dm_target *ti)
 	vhdx_unpublish(vt);
 	if (!vt->read_only)
 		vhdx_writer_exit(vt);
+	vhdx_reader_exit(vt);
 	vhdx_chain_close(ti, vt);
 	kfree(vt->parents);
 	vhdx_unload(vt);
@@ -511,16 +537,29 @@ static void vhdx_dtr(struct dm_target *ti)
  * One BAT lookup per image: a FULLY_PRESENT block is remapped as it is,
  * the states that own no data read as zeros without touching the device.
  * Through a chain, a bio may span runs that live in different images: map
- * the first run and let dm core send the rest again.
+ * the first run and let dm core send the rest again.  A sector bitmap page
+ * that is not cached is loaded by the read worker, which serves the bio.
  */
 static int vhdx_map_read(struct vhdx_target *vt, struct bio *bio)
 {
 	struct vhdx_extent ext;
 
 	vhdx_pin(vt, bio);
-	vhdx_resolve(vt, vhdx_bio_sector(vt, bio), bio_sectors(bio), &ext);
+	vhdx_resolve(vt, vhdx_bio_sector(vt, bio), bio_sectors(bio), false,
+		     &ext);
+	if (ext.miss) {
+		/* Still pinned: the worker reads the BAT again. */
+		vhdx_defer_read(vt, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
 	if (ext.layer || !ext.bdev)
 		vhdx_unpin(vt, bio);
+	if (ext.err) {
+		DMERR_LIMIT("%s: sector %llu: sector bitmap lookup failed: %d",
+			    vhdx_name(vt),
+			    (unsigned long long)vhdx_bio_sector(vt, bio), ext.err);
+		return DM_MAPIO_KILL;
+	}
 	if (ext.bad) {
 		DMERR_LIMIT("%s: sector %llu: partially present block without a parent",
 			    vhdx_name(vt),
@@ -712,6 +751,31 @@ static void vhdx_emit_table(struct vhdx_target *vt, char *result,
 	*size = sz;
 }
 
+/*
+ * Of the whole chain: KiB of sector bitmap cache in use, its budget, and
+ * how many pages were loaded since the table was.  Read without the
+ * cache locks: a snapshot, good enough for a status line.
+ */
+static void vhdx_emit_bitmap_cache(struct vhdx_target *vt, char *result,
+				   unsigned int maxlen, unsigned int *size)
+{
+	u64 used = 0, budget = 0, loads = 0;
+	unsigned int sz = *size, i;
+	struct vhdx_image *img;
+
+	for (i = 0; i <= vt->nr_parents; i++) {
+		img = i ? &vt->parents[i - 1].img : &vt->img;
+		if (!img->bitmaps)
+			continue;
+		used += READ_ONCE(img->bmc.used);
+		budget += img->bmc.budget;
+		loads += READ_ONCE(img->bmc.loads);
+	}
+	DMEMIT(" %llu/%llu %llu", (unsigned long long)(used >> 10),
+	       (unsigned long long)(budget >> 10), (unsigned long long)loads);
+	*size = sz;
+}
+
 static void vhdx_status(struct dm_target *ti, status_type_t type,
 			unsigned int status_flags, char *result,
 			unsigned int maxlen)
@@ -729,6 +793,8 @@ static void vhdx_status(struct dm_target *ti, status_type_t type,
 		       (unsigned long long)geo->payload_blocks,
 		       vhdx_log_state_name(vt->img.log_state),
 		       vt->read_only ? "ro" : "rw", vhdx_health(vt));
+		if (geo->has_parent)
+			vhdx_emit_bitmap_cache(vt, result, maxlen, &sz);
 		break;
 	case STATUSTYPE_TABLE:
 		vhdx_emit_table(vt, result, maxlen, &sz);

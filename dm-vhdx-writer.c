@@ -277,7 +277,7 @@ static blk_status_t vhdx_bitmap_block(struct vhdx_target *vt, u64 chunk)
 	blk_status_t status;
 	u64 offset;
 
-	if (img->bitmaps[chunk])
+	if (vhdx_bitmap_present(img, chunk))
 		return BLK_STS_OK;
 	status = vhdx_space(vt, VHDX_BITMAP_BLOCK_SIZE, &offset);
 	if (status)
@@ -658,8 +658,13 @@ static void vhdx_finish(struct vhdx_target *vt, struct bio_list *completed,
 			vhdx_allocated(vt, bio, again);
 		if (ctx->set_bits) {
 			ctx->set_bits = false;
-			vhdx_bitmap_set(&vt->img, ctx->sector >> lss_shift,
-					ctx->sectors >> lss_shift);
+			/* Its bitmap page may have to be read first. */
+			if (vhdx_bitmap_set(&vt->img, ctx->sector >> lss_shift,
+					    ctx->sectors >> lss_shift)) {
+				DMERR_LIMIT("%s: %s", vhdx_name(vt),
+					    vt->img.error);
+				bio->bi_status = BLK_STS_IOERR;
+			}
 			vhdx_arm_commit(vt);
 		}
 		if (!bio->bi_status && (bio->bi_opf & REQ_FUA))

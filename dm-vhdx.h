@@ -46,6 +46,8 @@ struct vhdx_extent {
 	sector_t len;
 	unsigned int layer;		/* 0: the child */
 	bool bad;			/* partially present without a parent */
+	bool miss;			/* needs a bitmap page not cached */
+	int err;			/* loading a bitmap page failed */
 };
 
 /* What map() and the worker record in each bio, for end_io. */
@@ -105,6 +107,17 @@ struct vhdx_target {
 	struct work_struct worker;
 	struct delayed_work commit_work;
 
+	/*
+	 * Reads that need a sector bitmap page that is not cached: a worker
+	 * loads it and serves them (dm-vhdx-chain.c), for read-only tables
+	 * too.  Only differencing images have them.
+	 */
+	spinlock_t read_lock;
+	struct bio_list read_deferred;
+	struct workqueue_struct *read_wq;
+	struct work_struct read_work;
+	void *bounce;			/* VHDX_BOUNCE_SIZE, read worker only */
+
 	/* The parents of a differencing child, nearest first. */
 	unsigned int nr_parents;
 	const char *parent_paths[VHDX_MAX_PARENTS];
@@ -122,7 +135,11 @@ int vhdx_dm_io(struct dm_io_client *client, struct block_device *bdev,
 int vhdx_chain_open(struct dm_target *ti, struct vhdx_target *vt);
 void vhdx_chain_close(struct dm_target *ti, struct vhdx_target *vt);
 void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
-		  struct vhdx_extent *ext);
+		  bool load, struct vhdx_extent *ext);
+int vhdx_reader_init(struct vhdx_target *vt);
+void vhdx_reader_exit(struct vhdx_target *vt);
+void vhdx_defer_read(struct vhdx_target *vt, struct bio *bio);
+u64 vhdx_bitmap_budget(void);
 
 /* dm-vhdx-writer.c */
 int vhdx_writer_init(struct vhdx_target *vt);

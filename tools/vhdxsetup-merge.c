@@ -58,7 +58,7 @@ static int bitmap_ensure(struct edit *e, u64 chunk)
 	u64 index = vhdx_bat_bitmap_index(&img->geo, chunk), off;
 	int ret;
 
-	if (img->bitmaps[chunk])
+	if (vhdx_bitmap_present(img, chunk))
 		return 0;
 	ret = grow_file(e, VHDX_BITMAP_BLOCK_SIZE, &off);
 	if (!ret)
@@ -93,7 +93,7 @@ static int write_block(struct edit *e, u64 voff, const u8 *buf, u64 len,
 		if (ret)
 			return vhdx_fail(img, ret, "write error");
 		if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-			vhdx_bitmap_set(img, voff / lss, len / lss);
+			return vhdx_bitmap_set(img, voff / lss, len / lss);
 		return 0;
 	}
 	/* The block reads zeros here (or the parent's, for NOT_PRESENT). */
@@ -106,7 +106,9 @@ static int write_block(struct edit *e, u64 voff, const u8 *buf, u64 len,
 			ret = e->io.write(e->io.priv, off + within, buf, len);
 		if (ret)
 			return vhdx_fail(img, ret, "write error");
-		vhdx_bitmap_set(img, voff / lss, len / lss);
+		ret = vhdx_bitmap_set(img, voff / lss, len / lss);
+		if (ret)
+			return ret;
 		vhdx_bat_update(img, index,
 				off | VHDX_PAYLOAD_PARTIALLY_PRESENT);
 		return 0;

@@ -1150,7 +1150,7 @@ static int open_extend(struct image_file *f, const struct vhdx_image *img,
 
 	if (img->geo.has_parent && img->bitmaps)
 		for (chunk = 0; chunk < img->geo.bitmap_blocks; chunk++)
-			if (!img->bitmaps[chunk])
+			if (!vhdx_bitmap_present(img, chunk))
 				need += VHDX_BITMAP_BLOCK_SIZE;
 	*old_size = f->size;
 	if (need <= f->size)

@@ -1,37 +1,64 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Sector bitmaps of differencing images (MS-VHDX 2.5.1.2): one 1 MiB block
- * per chunk, one bit per logical sector, bit 0 of byte 0 first.  They are
- * kept in memory so that a read can be resolved without I/O, as the BAT
- * is: 1 MiB for every 4 GiB (512-byte sectors) or 32 GiB (4 KiB sectors)
- * of virtual disk that the image has touched.
+ * per chunk, one bit per logical sector, bit 0 of byte 0 first.
+ *
+ * They are not loaded at open: a 64 TiB child written all over has 16 GiB
+ * of them.  Their 4 KiB pages are cached on demand instead, in a cache
+ * bounded by img->bmc.budget (vhdx.h): a clean page is dropped, least
+ * recently used first, when a new one would exceed it; dirty pages and
+ * pages whose commit has not been checkpointed are held until it has.
+ * What stays proportional to the image is one pointer per chunk.
  */
 #include "vhdx.h"
 
-static u64 vhdx_chunk_of(u64 sector)
+#define VHDX_BITMAP_PAGE_COST \
+	(VHDX_LOG_SECTOR_SIZE + sizeof(struct vhdx_bitmap_page))
+#define VHDX_BITMAP_CHUNK_COST	sizeof(struct vhdx_bitmap)
+
+static void vhdx_list_init(struct vhdx_bitmap_page *head)
 {
-	return sector / VHDX_SECTORS_PER_CHUNK;
+	head->prev = head;
+	head->next = head;
 }
 
-static struct vhdx_bitmap *vhdx_bitmap_new(void)
+static void vhdx_list_del(struct vhdx_bitmap_page *p)
 {
-	struct vhdx_bitmap *b = vhdx_alloc(sizeof(*b));
+	p->prev->next = p->next;
+	p->next->prev = p->prev;
+	p->prev = p;
+	p->next = p;
+}
 
-	if (!b)
+static void vhdx_list_add_tail(struct vhdx_bitmap_page *head,
+			       struct vhdx_bitmap_page *p)
+{
+	p->prev = head->prev;
+	p->next = head;
+	head->prev->next = p;
+	head->prev = p;
+}
+
+static struct vhdx_bitmap_page *vhdx_bitmap_page_new(void)
+{
+	struct vhdx_bitmap_page *p = vhdx_alloc(sizeof(*p));
+
+	if (!p)
 		return NULL;
-	b->bits = vhdx_alloc(VHDX_BITMAP_BLOCK_SIZE);
-	if (!b->bits) {
-		vhdx_free(b);
+	p->bits = vhdx_alloc(VHDX_LOG_SECTOR_SIZE);
+	if (!p->bits) {
+		vhdx_free(p);
 		return NULL;
 	}
-	return b;
+	vhdx_list_init(p);
+	return p;
 }
 
-static void vhdx_bitmap_free(struct vhdx_bitmap *b)
+static void vhdx_bitmap_page_free(struct vhdx_bitmap_page *p)
 {
-	if (b) {
-		vhdx_free(b->bits);
-		vhdx_free(b);
+	if (p) {
+		vhdx_free(p->bits);
+		vhdx_free(p);
 	}
 }
 
@@ -54,133 +81,534 @@ static int vhdx_bitmaps_check_chunk(struct vhdx_image *img, u64 chunk)
 	return 0;
 }
 
+/*
+ * At open: the per-chunk index and the empty cache.  No bitmap is read
+ * here; only the BAT is checked, so open costs the same whatever the
+ * bitmaps hold.
+ */
 int vhdx_bitmaps_load(struct vhdx_image *img)
 {
 	const struct vhdx_geometry *geo = &img->geo;
-	u64 chunk, entry;
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	u64 chunk;
 	int ret;
 
+	for (chunk = 0; chunk < geo->bitmap_blocks; chunk++) {
+		vhdx_cond_resched();
+		/* vhdx_bat_check() allowed only these two states. */
+		if (vhdx_bitmap_present(img, chunk))
+			continue;
+		ret = vhdx_bitmaps_check_chunk(img, chunk);
+		if (ret)
+			return ret;
+	}
 	img->bitmaps = vhdx_alloc(geo->bitmap_blocks * sizeof(*img->bitmaps));
 	if (!img->bitmaps)
 		return vhdx_fail(img, -ENOMEM,
 				 "sector bitmaps: out of memory for %llu chunks",
 				 (unsigned long long)geo->bitmap_blocks);
-	for (chunk = 0; chunk < geo->bitmap_blocks; chunk++) {
-		entry = le64_to_cpu(img->bat[vhdx_bat_bitmap_index(geo, chunk)]);
-		/* vhdx_bat_check() allowed only these two states. */
-		if (vhdx_bat_state(entry) != VHDX_BITMAP_PRESENT) {
-			ret = vhdx_bitmaps_check_chunk(img, chunk);
-			if (ret)
-				return ret;
-			continue;
-		}
-		img->bitmaps[chunk] = vhdx_bitmap_new();
-		if (!img->bitmaps[chunk])
-			return vhdx_fail(img, -ENOMEM,
-					 "sector bitmap of chunk %llu: out of memory",
-					 (unsigned long long)chunk);
-		/* The offset was checked to lie inside the device. */
-		ret = vhdx_read(img, vhdx_bat_offset(entry),
-				img->bitmaps[chunk]->bits, VHDX_BITMAP_BLOCK_SIZE);
-		if (ret)
-			return vhdx_fail(img, ret,
-					 "sector bitmap of chunk %llu: read error %d",
-					 (unsigned long long)chunk, ret);
-	}
+	memset(c, 0, sizeof(*c));
+	vhdx_lock_init(&c->lock);
+	vhdx_list_init(&c->lru);
+	vhdx_list_init(&c->held);
+	c->budget = img->bitmap_budget ?: VHDX_BITMAP_CACHE_DEFAULT;
 	return 0;
 }
 
+static void vhdx_bitmap_chunk_free(struct vhdx_bitmap *b)
+{
+	u32 i;
+
+	for (i = 0; i < VHDX_BITMAP_PAGES; i++)
+		vhdx_bitmap_page_free(b->pages[i]);
+	vhdx_free(b);
+}
+
+/* No one else may use the image any more. */
 void vhdx_bitmaps_free(struct vhdx_image *img)
 {
 	u64 chunk;
 
 	if (!img->bitmaps)
 		return;
-	for (chunk = 0; chunk < img->geo.bitmap_blocks; chunk++)
-		vhdx_bitmap_free(img->bitmaps[chunk]);
+	for (chunk = 0; chunk < img->geo.bitmap_blocks; chunk++) {
+		vhdx_cond_resched();
+		if (img->bitmaps[chunk])
+			vhdx_bitmap_chunk_free(img->bitmaps[chunk]);
+	}
 	vhdx_free(img->bitmaps);
 	img->bitmaps = NULL;
 }
 
-static bool vhdx_bit(const u8 *bits, u64 i)
+bool vhdx_bitmap_present(const struct vhdx_image *img, u64 chunk)
 {
-	return READ_ONCE(bits[i / 8]) & (1U << (i % 8));
+	u64 entry = vhdx_bat_get(img, vhdx_bat_bitmap_index(&img->geo, chunk));
+
+	return vhdx_bat_state(entry) == VHDX_BITMAP_PRESENT;
+}
+
+/* Under the lock. */
+static struct vhdx_bitmap_page *vhdx_bitmap_find(struct vhdx_image *img,
+						 u64 chunk, u32 page)
+{
+	struct vhdx_bitmap *b = img->bitmaps[chunk];
+
+	return b ? b->pages[page] : NULL;
 }
 
 /*
- * How many of @count logical sectors from @sector share the bit of the
- * first (returned in @present); never past the end of the chunk.  Whole
- * bytes of equal bits are skipped at once.
+ * Under the lock: drops clean pages, oldest first, until the cache fits
+ * its budget again, never @keep.  What is dropped goes to @pages and
+ * @chunks, to be freed once the lock is released.
  */
-u64 vhdx_bitmap_run(const struct vhdx_image *img, u64 sector, u64 count,
-		    bool *present)
+static void vhdx_bitmap_shrink(struct vhdx_image *img,
+			       struct vhdx_bitmap_page *keep,
+			       struct vhdx_bitmap_page *pages,
+			       struct vhdx_bitmap **chunks)
 {
-	u64 chunk = vhdx_chunk_of(sector);
-	u64 i = sector % VHDX_SECTORS_PER_CHUNK, start = i;
-	u64 end = min_t(u64, VHDX_SECTORS_PER_CHUNK, i + count);
-	/* Pairs with vhdx_bitmap_attach(): a published bitmap is all clear. */
-	const struct vhdx_bitmap *b = smp_load_acquire(&img->bitmaps[chunk]);
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p = c->lru.next;
+	struct vhdx_bitmap *b;
+
+	while (c->used > c->budget && p != &c->lru) {
+		struct vhdx_bitmap_page *next = p->next;
+
+		if (p == keep) {
+			p = next;
+			continue;
+		}
+		vhdx_list_del(p);
+		vhdx_list_add_tail(pages, p);
+		b = p->chunk;
+		b->pages[p->index] = NULL;
+		b->cached--;
+		/* Its bits may have been set and written since the attach. */
+		b->zero = false;
+		c->used -= VHDX_BITMAP_PAGE_COST;
+		c->evictions++;
+		if (!b->cached) {
+			img->bitmaps[b->chunk] = NULL;
+			c->used -= VHDX_BITMAP_CHUNK_COST;
+			b->next_free = *chunks;
+			*chunks = b;
+		}
+		p = next;
+	}
+}
+
+static void vhdx_bitmap_free_dropped(struct vhdx_bitmap_page *pages,
+				     struct vhdx_bitmap *chunks)
+{
+	struct vhdx_bitmap *next;
+
+	while (pages->next != pages) {
+		struct vhdx_bitmap_page *p = pages->next;
+
+		vhdx_list_del(p);
+		vhdx_bitmap_page_free(p);
+	}
+	for (; chunks; chunks = next) {
+		next = chunks->next_free;
+		vhdx_free(chunks);
+	}
+}
+
+/* Under the lock: @b becomes @chunk's entry, if it has none. */
+static struct vhdx_bitmap *vhdx_bitmap_chunk_get(struct vhdx_image *img,
+						 u64 chunk,
+						 struct vhdx_bitmap **b)
+{
+	struct vhdx_bitmap *have = img->bitmaps[chunk];
+
+	if (have || !*b)
+		return have;
+	have = *b;
+	*b = NULL;
+	have->chunk = chunk;
+	img->bitmaps[chunk] = have;
+	img->bmc.used += VHDX_BITMAP_CHUNK_COST;
+	return have;
+}
+
+/*
+ * Brings page @page of @chunk into the cache, unless it is there already;
+ * may block on the read.  Until it is inserted nobody sees it, so no
+ * reader ever sees a half-read page.
+ */
+static int vhdx_bitmap_load(struct vhdx_image *img, u64 chunk, u32 page)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p = NULL, dropped;
+	struct vhdx_bitmap *b = NULL, *chunks = NULL;
+	unsigned long flags;
+	bool zero, need_chunk;
+	u64 entry, gen;
+	int ret = 0;
+
+	vhdx_list_init(&dropped);
+	for (;;) {
+		vhdx_lock(&c->lock, flags);
+		if (vhdx_bitmap_find(img, chunk, page)) {
+			vhdx_unlock(&c->lock, flags);
+			break;
+		}
+		zero = img->bitmaps[chunk] && img->bitmaps[chunk]->zero;
+		need_chunk = !img->bitmaps[chunk];
+		gen = c->gen;
+		vhdx_unlock(&c->lock, flags);
+
+		if (need_chunk && !b)
+			b = vhdx_alloc(sizeof(*b));
+		if (!p)
+			p = vhdx_bitmap_page_new();
+		if (!p || (need_chunk && !b)) {
+			ret = vhdx_fail(img, -ENOMEM,
+					"sector bitmap of chunk %llu: out of memory",
+					(unsigned long long)chunk);
+			break;
+		}
+		/* Without a bitmap block every sector is in the parent. */
+		entry = vhdx_bat_get(img, vhdx_bat_bitmap_index(&img->geo, chunk));
+		if (zero || vhdx_bat_state(entry) != VHDX_BITMAP_PRESENT) {
+			memset(p->bits, 0, VHDX_LOG_SECTOR_SIZE);
+		} else {
+			/* The offset was checked to lie inside the device. */
+			ret = vhdx_read(img, vhdx_bat_offset(entry) +
+					(u64)page * VHDX_LOG_SECTOR_SIZE,
+					p->bits, VHDX_LOG_SECTOR_SIZE);
+			if (ret) {
+				ret = vhdx_fail(img, ret,
+						"sector bitmap of chunk %llu, page %u: read error %d",
+						(unsigned long long)chunk,
+						page, ret);
+				break;
+			}
+		}
+
+		vhdx_lock(&c->lock, flags);
+		/* A page written in place meanwhile may have been read stale. */
+		if (c->gen != gen ||
+		    (!img->bitmaps[chunk] && !b)) {
+			vhdx_unlock(&c->lock, flags);
+			continue;
+		}
+		if (!vhdx_bitmap_find(img, chunk, page)) {
+			struct vhdx_bitmap *have;
+
+			have = vhdx_bitmap_chunk_get(img, chunk, &b);
+			p->chunk = have;
+			p->index = page;
+			have->pages[page] = p;
+			have->cached++;
+			vhdx_list_add_tail(&c->lru, p);
+			c->used += VHDX_BITMAP_PAGE_COST;
+			c->loads++;
+			vhdx_bitmap_shrink(img, p, &dropped, &chunks);
+			p = NULL;
+		}
+		vhdx_unlock(&c->lock, flags);
+		break;
+	}
+	vhdx_bitmap_page_free(p);
+	vhdx_free(b);
+	vhdx_bitmap_free_dropped(&dropped, chunks);
+	return ret;
+}
+
+static bool vhdx_bit(const u8 *bits, u32 i)
+{
+	return bits[i / 8] & (1U << (i % 8));
+}
+
+/*
+ * How many bits of @bits from @i (at most up to @end) equal the first,
+ * which is returned in @present.  Whole bytes of equal bits are skipped
+ * at once.
+ */
+static u32 vhdx_page_run(const u8 *bits, u32 i, u32 end, bool *present)
+{
+	u32 start = i;
 	u8 same;
 
-	if (!b) {
-		*present = false;
-		return end - start;
-	}
-	*present = vhdx_bit(b->bits, i);
+	*present = vhdx_bit(bits, i);
 	same = *present ? 0xff : 0;
 	while (i < end) {
-		if (!(i % 8) && end - i >= 8 && READ_ONCE(b->bits[i / 8]) == same) {
+		if (!(i % 8) && end - i >= 8 && bits[i / 8] == same) {
 			i += 8;
 			continue;
 		}
-		if (vhdx_bit(b->bits, i) != *present)
+		if (vhdx_bit(bits, i) != *present)
 			break;
 		i++;
 	}
 	return i - start;
 }
 
-/* A new, all-clear bitmap for a chunk whose bitmap block was just allocated. */
+/*
+ * How many of @count (> 0) logical sectors from @sector share the bit of
+ * the first (returned in @present), in @run; never past the end of the
+ * chunk, nor, where the page is read, past the end of its 4 KiB page
+ * (32768 sectors).
+ * Returns 0, -EAGAIN if the page is not cached and @load is false, or the
+ * error that loading it met.
+ */
+int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
+		       bool load, bool *present, u64 *run)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	u64 chunk = sector / VHDX_SECTORS_PER_CHUNK;
+	u32 i = (u32)(sector % VHDX_SECTORS_PER_CHUNK);
+	u32 page = i / VHDX_BITMAP_PAGE_BITS, in_page = i % VHDX_BITMAP_PAGE_BITS;
+	u32 end = (u32)min_t(u64, VHDX_BITMAP_PAGE_BITS, in_page + count);
+	struct vhdx_bitmap_page *p;
+	unsigned long flags;
+	int ret;
+
+	/* Only a differencing image has sector bitmaps. */
+	if (!img->bitmaps)
+		return -EINVAL;
+	for (;;) {
+		vhdx_lock(&c->lock, flags);
+		p = vhdx_bitmap_find(img, chunk, page);
+		if (p) {
+			*run = vhdx_page_run(p->bits, in_page, end, present);
+			c->hits++;
+			if (!p->held) {
+				vhdx_list_del(p);
+				vhdx_list_add_tail(&c->lru, p);
+			}
+			vhdx_unlock(&c->lock, flags);
+			return 0;
+		}
+		vhdx_unlock(&c->lock, flags);
+		/* Without a bitmap block, the whole chunk is in the parent. */
+		if (!vhdx_bitmap_present(img, chunk)) {
+			*present = false;
+			*run = min_t(u64, VHDX_SECTORS_PER_CHUNK - i, count);
+			return 0;
+		}
+		if (!load)
+			return -EAGAIN;
+		ret = vhdx_bitmap_load(img, chunk, page);
+		if (ret)
+			return ret;
+	}
+}
+
+u64 vhdx_bitmap_run(struct vhdx_image *img, u64 sector, u64 count,
+		    bool *present)
+{
+	u64 run;
+
+	if (!count || vhdx_bitmap_lookup(img, sector, count, true, present, &run))
+		return 0;
+	return run;
+}
+
+/*
+ * For a chunk whose bitmap block was just allocated and zeroed: its pages
+ * need no read until one of them has been dropped.  Must come before the
+ * BAT entry that makes the block present.
+ */
 int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk)
 {
-	struct vhdx_bitmap *b = vhdx_bitmap_new();
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap *b = vhdx_alloc(sizeof(*b)), *have;
+	unsigned long flags;
 
 	if (!b)
 		return vhdx_fail(img, -ENOMEM,
 				 "sector bitmap of chunk %llu: out of memory",
 				 (unsigned long long)chunk);
-	/* Readers (vhdx_bitmap_run()) see it all clear, never half made. */
-	smp_store_release(&img->bitmaps[chunk], b);
+	vhdx_lock(&c->lock, flags);
+	have = vhdx_bitmap_chunk_get(img, chunk, &b);
+	/* Pages cached before were zeros: there was no bitmap block. */
+	have->zero = true;
+	vhdx_unlock(&c->lock, flags);
+	vhdx_free(b);
 	return 0;
-}
-
-static void vhdx_bitmap_mark(struct vhdx_image *img, struct vhdx_bitmap *b,
-			     u64 byte)
-{
-	u64 page = byte / VHDX_LOG_SECTOR_SIZE;
-
-	if (b->dirty[page / 8] & (1U << (page % 8)))
-		return;
-	b->dirty[page / 8] |= 1U << (page % 8);
-	WRITE_ONCE(img->txn.dirty_count, img->txn.dirty_count + 1);
 }
 
 /*
  * Marks @count logical sectors from @sector as present in this image, for
- * the next commit.  The chunk's bitmap must be attached; the range must
- * lie in one payload block, and so in one chunk.
+ * the next commit; loads the pages it needs.  The range must lie in one
+ * payload block, and so in one chunk.
  */
-void vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
+int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 {
-	struct vhdx_bitmap *b = img->bitmaps[vhdx_chunk_of(sector)];
-	u64 i = sector % VHDX_SECTORS_PER_CHUNK, end = i + count;
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	u64 chunk = sector / VHDX_SECTORS_PER_CHUNK;
+	u32 i = (u32)(sector % VHDX_SECTORS_PER_CHUNK);
+	struct vhdx_bitmap_page *p;
+	unsigned long flags;
+	u32 page, in_page, n, k;
+	bool changed;
+	int ret;
 
-	for (; i < end; i++) {
-		u8 old = b->bits[i / 8], mask = 1U << (i % 8);
-
-		if (old & mask)
+	if (!img->bitmaps)
+		return -EINVAL;
+	while (count) {
+		page = i / VHDX_BITMAP_PAGE_BITS;
+		in_page = i % VHDX_BITMAP_PAGE_BITS;
+		n = (u32)min_t(u64, VHDX_BITMAP_PAGE_BITS - in_page, count);
+		vhdx_lock(&c->lock, flags);
+		p = vhdx_bitmap_find(img, chunk, page);
+		if (!p) {
+			vhdx_unlock(&c->lock, flags);
+			ret = vhdx_bitmap_load(img, chunk, page);
+			if (ret)
+				return ret;
 			continue;
-		WRITE_ONCE(b->bits[i / 8], old | mask);
-		vhdx_bitmap_mark(img, b, i / 8);
+		}
+		changed = false;
+		for (k = in_page; k < in_page + n; k++) {
+			if (vhdx_bit(p->bits, k))
+				continue;
+			p->bits[k / 8] |= 1U << (k % 8);
+			changed = true;
+		}
+		if (changed && !p->dirty) {
+			p->dirty = true;
+			p->chunk->dirty++;
+			WRITE_ONCE(img->txn.dirty_count,
+				   img->txn.dirty_count + 1);
+		}
+		if (p->dirty && !p->held) {
+			p->held = true;
+			vhdx_list_del(p);
+			vhdx_list_add_tail(&c->held, p);
+		}
+		vhdx_unlock(&c->lock, flags);
+		i += n;
+		count -= n;
 	}
+	return 0;
+}
+
+/* A copy of one page of @chunk's bitmap, through the cache. */
+int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
+			  u8 *buf)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p;
+	unsigned long flags;
+	int ret;
+
+	if (!img->bitmaps)
+		return -EINVAL;
+	for (;;) {
+		vhdx_lock(&c->lock, flags);
+		p = vhdx_bitmap_find(img, chunk, page);
+		if (p) {
+			memcpy(buf, p->bits, VHDX_LOG_SECTOR_SIZE);
+			vhdx_unlock(&c->lock, flags);
+			return 0;
+		}
+		vhdx_unlock(&c->lock, flags);
+		if (!vhdx_bitmap_present(img, chunk)) {
+			memset(buf, 0, VHDX_LOG_SECTOR_SIZE);
+			return 0;
+		}
+		ret = vhdx_bitmap_load(img, chunk, page);
+		if (ret)
+			return ret;
+	}
+}
+
+/* Whether the page is cached now, and if so whether it is dirty. */
+bool vhdx_bitmap_page_cached(struct vhdx_image *img, u64 chunk, u32 page,
+			     bool *dirty)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p;
+	unsigned long flags;
+
+	vhdx_lock(&c->lock, flags);
+	p = vhdx_bitmap_find(img, chunk, page);
+	*dirty = p && p->dirty;
+	vhdx_unlock(&c->lock, flags);
+	return p;
+}
+
+/* Dirty pages of @chunk, for the commit to skip clean chunks. */
+u32 vhdx_bitmap_chunk_dirty(struct vhdx_image *img, u64 chunk)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	unsigned long flags;
+	u32 dirty;
+
+	vhdx_lock(&c->lock, flags);
+	dirty = img->bitmaps[chunk] ? img->bitmaps[chunk]->dirty : 0;
+	vhdx_unlock(&c->lock, flags);
+	return dirty;
+}
+
+/*
+ * The bits of a dirty page, for the commit: a held page stays where it is
+ * until vhdx_bitmaps_checkpointed(), and only the commit's own thread
+ * changes bits, so they can be read after the lock is dropped.
+ */
+bool vhdx_bitmap_dirty_page(struct vhdx_image *img, u64 chunk, u32 page,
+			    const u8 **data)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p;
+	unsigned long flags;
+
+	vhdx_lock(&c->lock, flags);
+	p = vhdx_bitmap_find(img, chunk, page);
+	if (p && p->dirty)
+		*data = p->bits;
+	else
+		p = NULL;
+	vhdx_unlock(&c->lock, flags);
+	return p;
+}
+
+/* The commit logged every dirty page: they wait for their checkpoint. */
+void vhdx_bitmaps_logged(struct vhdx_image *img)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p;
+	unsigned long flags;
+
+	if (!img->bitmaps)
+		return;
+	vhdx_lock(&c->lock, flags);
+	for (p = c->held.next; p != &c->held; p = p->next) {
+		if (p->dirty) {
+			p->dirty = false;
+			p->chunk->dirty--;
+		}
+	}
+	vhdx_unlock(&c->lock, flags);
+}
+
+/*
+ * Every logged page is written in place: those not changed since may be
+ * dropped again, and a load that read before the write must read again.
+ */
+void vhdx_bitmaps_checkpointed(struct vhdx_image *img)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p, *next, dropped;
+	struct vhdx_bitmap *chunks = NULL;
+	unsigned long flags;
+
+	if (!img->bitmaps)
+		return;
+	vhdx_list_init(&dropped);
+	vhdx_lock(&c->lock, flags);
+	for (p = c->held.next; p != &c->held; p = next) {
+		next = p->next;
+		if (p->dirty)
+			continue;
+		p->held = false;
+		vhdx_list_del(p);
+		vhdx_list_add_tail(&c->lru, p);
+	}
+	c->gen++;
+	vhdx_bitmap_shrink(img, NULL, &dropped, &chunks);
+	vhdx_unlock(&c->lock, flags);
+	vhdx_bitmap_free_dropped(&dropped, chunks);
 }

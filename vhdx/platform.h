@@ -19,6 +19,7 @@
 #include <linux/slab.h>
 #include <linux/stdarg.h>
 #include <linux/sort.h>
+#include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/types.h>
 #include <linux/uuid.h>
@@ -51,6 +52,18 @@ static inline void vhdx_cond_resched(void)
 {
 	cond_resched();
 }
+
+/*
+ * The sector bitmap cache's lock: map() takes it, so it never sleeps;
+ * irqsave because a bio may be submitted from any context.
+ */
+struct vhdx_lock {
+	spinlock_t lock;		/* see struct vhdx_bitmap_cache */
+};
+
+#define vhdx_lock_init(l)	spin_lock_init(&(l)->lock)
+#define vhdx_lock(l, flags)	spin_lock_irqsave(&(l)->lock, flags)
+#define vhdx_unlock(l, flags)	spin_unlock_irqrestore(&(l)->lock, flags)
 
 static inline void vhdx_sort(void *base, size_t num, size_t size,
 			     int (*cmp)(const void *, const void *))

@@ -142,7 +142,6 @@ int vhdx_session_begin(struct vhdx_image *img)
 	return ret;
 }
 
-/* Up to max_updates dirty sectors from @start on; returns how many. */
 /*
  * Dirty page @i of the commit: the BAT sectors first, then the 4 KiB pages
  * of the sector bitmaps of a differencing image, chunk by chunk.
@@ -151,8 +150,9 @@ static bool vhdx_txn_page(struct vhdx_image *img, u64 i,
 			  struct vhdx_log_update *u)
 {
 	struct vhdx_txn *txn = &img->txn;
-	const struct vhdx_bitmap *b;
-	u64 chunk, page, entry;
+	const u8 *data;
+	u64 chunk, entry;
+	u32 page;
 
 	if (i < txn->bat_sectors) {
 		if (!vhdx_txn_test(txn, (u32)i))
@@ -162,13 +162,12 @@ static bool vhdx_txn_page(struct vhdx_image *img, u64 i,
 		return true;
 	}
 	chunk = (i - txn->bat_sectors) / VHDX_BITMAP_PAGES;
-	page = (i - txn->bat_sectors) % VHDX_BITMAP_PAGES;
-	b = img->bitmaps[chunk];
-	if (!b || !(b->dirty[page / 8] & (1U << (page % 8))))
+	page = (u32)((i - txn->bat_sectors) % VHDX_BITMAP_PAGES);
+	if (!vhdx_bitmap_dirty_page(img, chunk, page, &data))
 		return false;
 	entry = le64_to_cpu(img->bat[vhdx_bat_bitmap_index(&img->geo, chunk)]);
-	u->offset = vhdx_bat_offset(entry) + page * VHDX_LOG_SECTOR_SIZE;
-	u->data = b->bits + page * VHDX_LOG_SECTOR_SIZE;
+	u->offset = vhdx_bat_offset(entry) + (u64)page * VHDX_LOG_SECTOR_SIZE;
+	u->data = data;
 	return true;
 }
 
@@ -182,24 +181,30 @@ static u64 vhdx_txn_pages(const struct vhdx_image *img)
 static u32 vhdx_txn_gather(struct vhdx_image *img, u64 *start,
 			   struct vhdx_log_update *updates)
 {
-	u64 pages = vhdx_txn_pages(img);
+	u64 pages = vhdx_txn_pages(img), bat = img->txn.bat_sectors;
 	u32 n = 0;
 
-	for (; *start < pages && n < img->txn.max_updates; (*start)++)
+	while (*start < pages && n < img->txn.max_updates) {
+		/* Chunks without a dirty page are skipped whole. */
+		if (*start >= bat && !((*start - bat) % VHDX_BITMAP_PAGES) &&
+		    !vhdx_bitmap_chunk_dirty(img, (*start - bat) /
+						  VHDX_BITMAP_PAGES)) {
+			*start += VHDX_BITMAP_PAGES;
+			vhdx_cond_resched();
+			continue;
+		}
 		n += vhdx_txn_page(img, *start, &updates[n]);
+		(*start)++;
+	}
 	return n;
 }
 
 static void vhdx_txn_clean(struct vhdx_image *img)
 {
 	struct vhdx_txn *txn = &img->txn;
-	u64 chunk;
 
 	memset(txn->dirty, 0, txn->bat_sectors / 8 + 1);
-	for (chunk = 0; img->bitmaps && chunk < img->geo.bitmap_blocks; chunk++)
-		if (img->bitmaps[chunk])
-			memset(img->bitmaps[chunk]->dirty, 0,
-			       sizeof(img->bitmaps[chunk]->dirty));
+	vhdx_bitmaps_logged(img);
 	WRITE_ONCE(txn->dirty_count, 0);
 }
 
@@ -236,6 +241,8 @@ int vhdx_checkpoint(struct vhdx_image *img)
 					 ret, (unsigned long long)offset);
 	}
 	txn->ckpt_count = 0;
+	/* The bitmap pages logged are in place: they may be dropped now. */
+	vhdx_bitmaps_checkpointed(img);
 	return 0;
 }
 

@@ -131,14 +131,54 @@ struct vhdx_locator;
 struct vhdx_log_update;
 
 /*
- * A sector bitmap block in memory (bitmap.c), and which of its 4 KiB pages
- * changed since the last commit.
+ * Sector bitmaps in memory (bitmap.c): a cache of their 4 KiB pages, each
+ * 32768 sector bits, loaded on demand and dropped least recently used
+ * first once the cache holds more than its budget.  Pages changed since
+ * the last commit (dirty), or logged but not yet written in place by a
+ * checkpoint, are held: never dropped, so the budget may be exceeded by
+ * them until the next checkpoint.
  */
 #define VHDX_BITMAP_PAGES	(VHDX_BITMAP_BLOCK_SIZE / VHDX_LOG_SECTOR_SIZE)
+#define VHDX_BITMAP_PAGE_BITS	(VHDX_LOG_SECTOR_SIZE * 8)
+#define VHDX_BITMAP_CACHE_DEFAULT	(16 * VHDX_MiB)
 
+struct vhdx_bitmap;
+
+struct vhdx_bitmap_page {
+	u8 *bits;			/* VHDX_LOG_SECTOR_SIZE bytes */
+	struct vhdx_bitmap_page *prev, *next;	/* in lru or held */
+	struct vhdx_bitmap *chunk;
+	u32 index;			/* page in its chunk */
+	bool dirty;			/* changed since the last commit */
+	bool held;			/* dirty, or logged and not in place */
+};
+
+/* The cached pages of one chunk; freed with its last page. */
 struct vhdx_bitmap {
-	u8 *bits;			/* VHDX_BITMAP_BLOCK_SIZE bytes */
-	u8 dirty[VHDX_BITMAP_PAGES / 8];
+	struct vhdx_bitmap_page *pages[VHDX_BITMAP_PAGES];
+	struct vhdx_bitmap *next_free;	/* while being freed */
+	u64 chunk;
+	u32 cached;			/* pages present */
+	u32 dirty;			/* of those, dirty */
+	bool zero;			/* new block: absent pages are zeros */
+};
+
+/*
+ * Everything in it is under lock: map() looks a page up and reads its run
+ * with the lock held, so a page is never freed under a reader.  Loads read
+ * outside the lock and insert afterwards; gen changes whenever held pages
+ * were written in place, so a load that raced with that reads again.
+ */
+struct vhdx_bitmap_cache {
+	struct vhdx_lock lock;
+	struct vhdx_bitmap_page lru;	/* clean pages, oldest first */
+	struct vhdx_bitmap_page held;	/* dirty or not yet checkpointed */
+	u64 budget;			/* bytes */
+	u64 used;			/* bytes of pages and chunk entries */
+	u64 gen;
+	u64 hits;
+	u64 loads;
+	u64 evictions;
 };
 
 struct vhdx_image {
@@ -173,7 +213,9 @@ struct vhdx_image {
 
 	/* Differencing images only. */
 	struct vhdx_locator *locator;
-	struct vhdx_bitmap **bitmaps;	/* per chunk; NULL: not present */
+	struct vhdx_bitmap **bitmaps;	/* per chunk; NULL: nothing cached */
+	struct vhdx_bitmap_cache bmc;
+	u64 bitmap_budget;		/* set by the caller; 0: the default */
 
 	char error[VHDX_ERROR_MAX];
 };
@@ -387,13 +429,30 @@ static inline u64 vhdx_bat_get(const struct vhdx_image *img, u64 index)
 /*
  * bitmap.c: the sector bitmaps of a differencing image, one bit per
  * logical sector: set, the sector is in this image; clear, in the parent.
+ * vhdx_bitmap_lookup() with @load false never blocks and returns -EAGAIN
+ * for a page that is not cached; with @load true (and every other
+ * function here that may load a page) it may block on a read.
+ * vhdx_bitmap_run() is the loading lookup that returns 0 on any error.
  */
 int vhdx_bitmaps_load(struct vhdx_image *img);
 void vhdx_bitmaps_free(struct vhdx_image *img);
-u64 vhdx_bitmap_run(const struct vhdx_image *img, u64 sector, u64 count,
+bool vhdx_bitmap_present(const struct vhdx_image *img, u64 chunk);
+int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
+		       bool load, bool *present, u64 *run);
+u64 vhdx_bitmap_run(struct vhdx_image *img, u64 sector, u64 count,
 		    bool *present);
 int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk);
-void vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
+int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
+int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
+			  u8 *buf);
+bool vhdx_bitmap_page_cached(struct vhdx_image *img, u64 chunk, u32 page,
+			     bool *dirty);
+/* For txn.c. */
+u32 vhdx_bitmap_chunk_dirty(struct vhdx_image *img, u64 chunk);
+bool vhdx_bitmap_dirty_page(struct vhdx_image *img, u64 chunk, u32 page,
+			    const u8 **data);
+void vhdx_bitmaps_logged(struct vhdx_image *img);
+void vhdx_bitmaps_checkpointed(struct vhdx_image *img);
 
 /* alloc.c: room for new blocks, where no object of the image lies. */
 void vhdx_space_add_gaps(struct vhdx_image *img,

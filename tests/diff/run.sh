@@ -12,15 +12,19 @@
 # every flush and mark (and torn), each state mapped read-only and
 # read-write.  tests/diff/README.md has the details.
 #
+# Group bmcache (tests/diff/bmcache.sh, one more boot): the sector bitmap
+# cache with a budget far below the child's bitmaps, and the memory a
+# table of an image with 128 MiB of bitmaps takes.
+#
 # Usage: tests/diff/run.sh [--keep] [--seed N] [--kernel 6.1|6.12]
-#                          [--only chains|logwrites]
+#                          [--only chains|logwrites|bmcache]
 # Prints PASS/FAIL lines and "N passed, M failed"; exit 1 on a failure.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 keep=""
 kline=6.12
-only="chains logwrites"
+only="chains logwrites bmcache"
 seed=${DIFF_SEED:-20261125}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--seed) seed=${2:?}; shift 2 ;;
 	--kernel) kline=${2:?}; shift 2 ;;
 	--only) only=${2:?}; shift 2 ;;
-	*) echo "usage: $0 [--keep] [--seed N] [--kernel 6.1|6.12] [--only chains|logwrites]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--keep] [--seed N] [--kernel 6.1|6.12] [--only chains|logwrites|bmcache]" >&2; exit 2 ;;
 	esac
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/dm-vhdx-diff.XXXXXX")
@@ -125,6 +129,19 @@ group_logwrites() {
 	echo "lw: group took $((SECONDS - start)) s"
 }
 case " $only " in *" logwrites "*) group_logwrites ;; esac
+# --- group bmcache: its own script, its verdicts counted here ------------
+group_bmcache() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		PASS\ *) pass "bmcache-${line#PASS }" ;;
+		FAIL\ *) line=${line#FAIL }; fail "bmcache-${line%%: *}" "${line#*: }" ;;
+		*\ passed,\ *\ failed) ;;
+		*) echo "$line" ;;
+		esac
+	done < <(DIFF_MODULE=$ko "$top/tests/diff/bmcache.sh" --seed "$seed" --kernel "$kline" ${keep:+--keep} 2>&1)
+}
+case " $only " in *" bmcache "*) group_bmcache ;; esac
 case " $only " in *" chains "*) ;; *) finish ;; esac
 if ! $py "$chains" gen "$work" "$setup" "$seed" >"$work/gen.out" 2>&1; then
 	fail plan "$(tail -5 "$work/gen.out")"; finish

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Differencing images: sector bitmaps in memory (bitmap.c), their 4 KiB
- * pages in commits (txn.c), and vhdx_open() of images with a parent
+ * Differencing images: sector bitmaps in memory (bitmap.c), their cache of
+ * 4 KiB pages, their pages in commits (txn.c), and vhdx_open() of images with a parent
  * (image.c), for 512 and 4096 byte logical sectors.  Expected values come
  * from the format (MS-VHDX 2.5.1.2: 2^23 sectors per chunk, bit 0 of byte
  * 0 first) and from the builder's layout, never from the code under test.
@@ -89,6 +89,54 @@ static struct vhdx_image *open_txn(struct kunit *test, struct rec *r)
 	return img;
 }
 
+/* @chunk's whole bitmap as the cache shows it, loading what it must. */
+static const u8 *read_chunk(struct kunit *test, struct vhdx_image *img,
+			    u64 chunk, u8 *buf)
+{
+	u32 page;
+
+	if (!buf)
+		buf = vhdx_tb_zalloc(test, SB_SIZE);
+	for (page = 0; page < PAGES; page++)
+		KUNIT_ASSERT_EQ_MSG(test,
+				    vhdx_bitmap_read_page(img, chunk, page,
+							  buf + page * SECT),
+				    0, "%s", img->error);
+	return buf;
+}
+
+/* One byte of @chunk's bitmap. */
+static u8 bitmap_byte(struct kunit *test, struct vhdx_image *img, u64 chunk,
+		      u64 byte)
+{
+	u8 *page = vhdx_tb_zalloc(test, SECT);
+
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_read_page(img, chunk, byte / SECT,
+							page),
+			    0, "%s", img->error);
+	return page[byte % SECT];
+}
+
+/* Which pages of @chunk are cached and dirty, one bit each. */
+static void chunk_dirty(struct vhdx_image *img, u64 chunk, u8 *dirty)
+{
+	bool d;
+	u32 page;
+
+	memset(dirty, 0, PAGES / 8);
+	for (page = 0; page < PAGES; page++)
+		if (vhdx_bitmap_page_cached(img, chunk, page, &d) && d)
+			dirty[page / 8] |= 1 << (page % 8);
+}
+
+static bool no_dirty(struct vhdx_image *img, u64 chunk)
+{
+	u8 dirty[PAGES / 8];
+
+	chunk_dirty(img, chunk, dirty);
+	return !memchr_inv(dirty, 0, sizeof(dirty));
+}
+
 /* ---- the test's own bitmap arithmetic ------------------------------- */
 
 static bool ref_bit(const u8 *bits, u64 i)
@@ -113,10 +161,16 @@ static void ref_dirty(u8 *dirty, u64 first, u64 count)
 		dirty[page / 8] |= 1 << (page % 8);
 }
 
-/* Bit by bit; @bits NULL is a chunk without a bitmap. */
+/*
+ * Bit by bit; @bits NULL is a chunk without a bitmap.  A run through a
+ * bitmap ends at the end of its 4 KiB page at the latest.
+ */
 static u64 ref_run(const u8 *bits, u64 i, u64 count, bool *present)
 {
 	u64 start = i, end = min(SPC, i + count);
+
+	if (bits)
+		end = min(end, (i / PAGE_BITS + 1) * PAGE_BITS);
 
 	*present = ref_bit(bits, i);
 	while (i < end && ref_bit(bits, i) == *present)
@@ -189,13 +243,14 @@ static const struct run_case run_cases[] = {
 	{ 111, 1000, 8, false },	/* 0x80 */
 	{ 119, 1000, 1, true },
 	{ 120, 1, 1, false },		/* 0xfe */
-	{ 65536, 2 * SPC, 799999 - 65536, false },
-	{ 65539, 2 * SPC, 799999 - 65539, false },
+	/* Longer runs end with their 4 KiB page: 32768 sectors. */
+	{ 65536, 2 * SPC, 32768, false },
+	{ 65539, 2 * SPC, 32765, false },
 	{ 799992, 1000000, 7, false },
-	{ 799999, 2 * SPC, 1600003 - 799999, true },
-	{ 800000, 800000, 800000, true },
-	{ 800003, 799999, 799999, true },
-	{ 1600003, 2 * SPC, SPC - 122 - 1600003, false },
+	{ 799999, 2 * SPC, 25 * 32768 - 799999, true },
+	{ 800000, 800000, 25 * 32768 - 800000, true },
+	{ 800003, 799999, 25 * 32768 - 800003, true },
+	{ 1600003, 2 * SPC, 49 * 32768 - 1600003, false },
 	{ SPC - 123, 10, 1, false },
 	{ SPC - 122, 2 * SPC, 122, true },	/* capped by the chunk end */
 	{ SPC - 122, 50, 50, true },
@@ -273,12 +328,13 @@ static void bitmap_run_geometry(struct kunit *test, u32 lss, u32 block_size,
 	KUNIT_ASSERT_EQ(test, img->geo.bitmap_blocks, 2ULL);
 	KUNIT_ASSERT_EQ(test, (u64)img->geo.chunk_ratio,
 			SPC * lss / block_size);
-	KUNIT_ASSERT_NOT_NULL(test, img->bitmaps[chunk]);
-	KUNIT_ASSERT_NULL(test, img->bitmaps[1 - chunk]);
-	KUNIT_EXPECT_EQ(test, memcmp(img->bitmaps[chunk]->bits, bits,
+	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img, chunk));
+	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 1 - chunk));
+	/* Nothing of the bitmap is read at open. */
+	KUNIT_EXPECT_NULL(test, img->bitmaps[chunk]);
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, chunk, NULL), bits,
 				     SB_SIZE), 0);
-	KUNIT_EXPECT_TRUE(test, all_zero(img->bitmaps[chunk]->dirty,
-					 sizeof(img->bitmaps[chunk]->dirty)));
+	KUNIT_EXPECT_TRUE(test, no_dirty(img, chunk));
 
 	for (i = 0; i < ARRAY_SIZE(run_cases); i++)
 		check_run(test, img, base, &run_cases[i], "bitmap");
@@ -320,6 +376,7 @@ static void bitmap_run_4k(struct kunit *test)
 
 struct set_state {
 	u8 *want[2];			/* the expected bits of each chunk */
+	u8 *have;			/* scratch: what the image has */
 	u8 dirty[2][PAGES / 8];		/* the expected dirty pages */
 	u32 dirty_count;
 };
@@ -327,16 +384,18 @@ struct set_state {
 static void expect_set_state(struct kunit *test, struct vhdx_image *img,
 			     const struct set_state *s, const char *what)
 {
+	u8 dirty[PAGES / 8];
 	unsigned int c;
 
 	for (c = 0; c < 2; c++) {
-		KUNIT_EXPECT_EQ_MSG(test, memcmp(img->bitmaps[c]->bits,
-						 s->want[c], SB_SIZE), 0,
-				    "%s: chunk %u bits", what, c);
-		KUNIT_EXPECT_EQ_MSG(test, memcmp(img->bitmaps[c]->dirty,
-						 s->dirty[c],
+		chunk_dirty(img, c, dirty);
+		KUNIT_EXPECT_EQ_MSG(test, memcmp(dirty, s->dirty[c],
 						 sizeof(s->dirty[c])), 0,
 				    "%s: chunk %u dirty pages", what, c);
+		KUNIT_EXPECT_EQ_MSG(test, memcmp(read_chunk(test, img, c,
+							    s->have),
+						 s->want[c], SB_SIZE), 0,
+				    "%s: chunk %u bits", what, c);
 	}
 	KUNIT_EXPECT_EQ_MSG(test, img->txn.dirty_count, s->dirty_count, "%s",
 			    what);
@@ -348,7 +407,7 @@ static void do_set(struct kunit *test, struct vhdx_image *img,
 {
 	u64 c = sector / SPC;
 
-	vhdx_bitmap_set(img, sector, count);
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_set(img, sector, count), 0);
 	ref_set(s->want[c], sector % SPC, count);
 	ref_dirty(s->dirty[c], sector % SPC, count);
 	s->dirty_count += new_pages;
@@ -368,28 +427,29 @@ static void bitmap_set_exact(struct kunit *test)
 	rec_txn_init(test, img);
 	s->want[0] = vhdx_tb_zalloc(test, SB_SIZE);
 	s->want[1] = vhdx_tb_zalloc(test, SB_SIZE);
-	KUNIT_ASSERT_NULL(test, img->bitmaps[0]);
-	KUNIT_ASSERT_NULL(test, img->bitmaps[1]);
+	s->have = vhdx_tb_zalloc(test, SB_SIZE);
+	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 0));
+	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 1));
 	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 0), 0);
 	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 1), 0);
 	expect_set_state(test, img, s, "attached");
 
 	do_set(test, img, s, 5, 3, 1);
-	KUNIT_EXPECT_EQ(test, img->bitmaps[0]->bits[0], 0xe0);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, 0), 0xe0);
 	/* Across the boundary of pages 0 and 1, inside block 0. */
 	do_set(test, img, s, PAGE_BITS - 2, 4, 1);
-	KUNIT_EXPECT_EQ(test, img->bitmaps[0]->bits[SECT - 1], 0xc0);
-	KUNIT_EXPECT_EQ(test, img->bitmaps[0]->bits[SECT], 0x03);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, SECT - 1), 0xc0);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, SECT), 0x03);
 	/* Already set: nothing changes. */
 	do_set(test, img, s, 5, 3, 0);
 	do_set(test, img, s, PAGE_BITS - 1, 2, 0);
 	/* Partly set: only the new bits, the page is already dirty. */
 	do_set(test, img, s, 4, 5, 0);
-	KUNIT_EXPECT_EQ(test, img->bitmaps[0]->bits[0], 0xf0);
-	KUNIT_EXPECT_EQ(test, img->bitmaps[0]->bits[1], 0x01);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, 0), 0xf0);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, 1), 0x01);
 	/* The last sector of chunk 0: page 255. */
 	do_set(test, img, s, SPC - 1, 1, 1);
-	KUNIT_EXPECT_EQ(test, img->bitmaps[0]->bits[SB_SIZE - 1], 0x80);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, SB_SIZE - 1), 0x80);
 	/* Page 0 of chunk 1 is not page 0 of chunk 0. */
 	do_set(test, img, s, SPC, 1, 1);
 	do_set(test, img, s, SPC + 40963, 2000, 1);
@@ -437,7 +497,7 @@ static void bitmap_commit(struct kunit *test)
 	struct vhdx_tb *c;
 	unsigned int i, ro;
 
-	KUNIT_ASSERT_NULL(test, img->bitmaps[0]);
+	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 0));
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
 			    img->error);
 	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, SB_SIZE, &sb), 0);
@@ -452,7 +512,7 @@ static void bitmap_commit(struct kunit *test)
 		vhdx_bitmap_set(img, sector, w[i].count);
 		ref_set(want, sector, w[i].count);
 	}
-	bits = img->bitmaps[0]->bits;
+	bits = read_chunk(test, img, 0, NULL);
 	KUNIT_ASSERT_EQ(test, memcmp(bits, want, SB_SIZE), 0);
 	KUNIT_EXPECT_EQ(test, bits[SB_SIZE - 1], 0xff);
 	/* Three BAT sectors and three bitmap pages. */
@@ -484,8 +544,7 @@ static void bitmap_commit(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + bat, img->bat,
 				     img->geo.bat_entries * 8), 0);
 	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
-	KUNIT_EXPECT_TRUE(test, all_zero(img->bitmaps[0]->dirty,
-					 sizeof(img->bitmaps[0]->dirty)));
+	KUNIT_EXPECT_TRUE(test, no_dirty(img, 0));
 	KUNIT_EXPECT_TRUE(test, all_zero(img->txn.dirty,
 					 img->txn.bat_sectors / 8 + 1));
 
@@ -493,8 +552,7 @@ static void bitmap_commit(struct kunit *test)
 	vhdx_bitmap_set(img, w[0].first, w[0].count);
 	vhdx_bitmap_set(img, 4095 * 2048 + 2044, 4);
 	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
-	KUNIT_EXPECT_TRUE(test, all_zero(img->bitmaps[0]->dirty,
-					 sizeof(img->bitmaps[0]->dirty)));
+	KUNIT_EXPECT_TRUE(test, no_dirty(img, 0));
 	r->nops = 0;
 	KUNIT_EXPECT_EQ(test, vhdx_commit(img), 0);
 	KUNIT_EXPECT_EQ(test, r->nops, 0U);
@@ -511,8 +569,8 @@ static void bitmap_commit(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, img2->log_state,
 				ro ? VHDX_LOG_REPLAYED_IN_MEMORY :
 				     VHDX_LOG_REPLAYED);
-		KUNIT_ASSERT_NOT_NULL(test, img2->bitmaps[0]);
-		KUNIT_EXPECT_EQ_MSG(test, memcmp(img2->bitmaps[0]->bits, want,
+		KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img2, 0));
+		KUNIT_EXPECT_EQ_MSG(test, memcmp(read_chunk(test, img2, 0, NULL), want,
 						 SB_SIZE), 0, "ro %u", ro);
 		KUNIT_EXPECT_EQ(test, memcmp(img2->bat, img->bat,
 					     img->geo.bat_entries * 8), 0);
@@ -529,8 +587,8 @@ static void bitmap_commit(struct kunit *test)
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
 	img2 = open_diff(test, &tb->io, tb->size, false);
 	KUNIT_EXPECT_EQ(test, img2->log_state, VHDX_LOG_CLEAN);
-	KUNIT_ASSERT_NOT_NULL(test, img2->bitmaps[0]);
-	KUNIT_EXPECT_EQ(test, memcmp(img2->bitmaps[0]->bits, want, SB_SIZE),
+	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img2, 0));
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img2, 0, NULL), want, SB_SIZE),
 			0);
 	KUNIT_EXPECT_EQ(test, img2->allocated_blocks, 3ULL);
 }
@@ -589,8 +647,8 @@ static void bitmap_commit_many_pages(struct kunit *test)
 
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
 	img2 = open_diff(test, &tb->io, tb->size, true);
-	KUNIT_ASSERT_NOT_NULL(test, img2->bitmaps[0]);
-	KUNIT_EXPECT_EQ(test, memcmp(img2->bitmaps[0]->bits, want, SB_SIZE),
+	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img2, 0));
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img2, 0, NULL), want, SB_SIZE),
 			0);
 }
 
@@ -646,9 +704,12 @@ static void open_differencing(struct kunit *test)
 				   VHDX_TB_PARENT_PATH);
 		KUNIT_EXPECT_EQ(test, img->geo.bat_entries, tb->bat_entries);
 		KUNIT_EXPECT_EQ(test, img->allocated_blocks, 2ULL);
-		KUNIT_ASSERT_NOT_NULL(test, img->bitmaps[0]);
-		KUNIT_EXPECT_NULL(test, img->bitmaps[1]);
-		KUNIT_EXPECT_EQ(test, memcmp(img->bitmaps[0]->bits, bits,
+		/* The bitmap is not read at open, only on demand. */
+		KUNIT_EXPECT_NULL(test, img->bitmaps[0]);
+		KUNIT_EXPECT_EQ(test, img->bmc.used, 0ULL);
+		KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img, 0));
+		KUNIT_EXPECT_FALSE(test, vhdx_bitmap_present(img, 1));
+		KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), bits,
 					     SB_SIZE), 0);
 		/* The bitmap block counts as an object: new space follows. */
 		KUNIT_EXPECT_EQ(test, img->data_end,
@@ -748,7 +809,7 @@ static void open_ro_logged_bitmap_page(struct kunit *test)
 	/* Block 5's bits are bytes 1280-1535: page 0. */
 	expect_op(test, r, 1, 'w', sb, SECT);
 	u.offset = sb;
-	u.data = img->bitmaps[0]->bits;
+	u.data = want;
 	expect_active(test, img, SECT, 2, &u, 1);
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
 	KUNIT_ASSERT_EQ(test, memcmp(r->snap + sb, bits, SB_SIZE), 0);
@@ -757,8 +818,8 @@ static void open_ro_logged_bitmap_page(struct kunit *test)
 	vhdx_tb_set_read_only(c);
 	img2 = open_diff(test, &c->io, c->size, true);
 	KUNIT_EXPECT_EQ(test, img2->log_state, VHDX_LOG_REPLAYED_IN_MEMORY);
-	KUNIT_ASSERT_NOT_NULL(test, img2->bitmaps[0]);
-	KUNIT_EXPECT_EQ(test, memcmp(img2->bitmaps[0]->bits, want, SB_SIZE),
+	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img2, 0));
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img2, 0, NULL), want, SB_SIZE),
 			0);
 	KUNIT_EXPECT_EQ(test, c->writes, 0U);
 	KUNIT_EXPECT_EQ(test, c->flushes, 0U);
@@ -813,6 +874,258 @@ static void open_ro_logged_payload_refused(struct kunit *test)
 	}
 }
 
+/* ---- the page cache ------------------------------------------------- */
+
+/* What @pages pages and one chunk entry cost in the cache's budget. */
+static u64 pages_cost(u32 pages)
+{
+	return pages * (SECT + sizeof(struct vhdx_bitmap_page)) +
+	       sizeof(struct vhdx_bitmap);
+}
+
+static struct vhdx_image *open_budget(struct kunit *test,
+				      const struct vhdx_io *io, u64 size,
+				      bool read_only, u64 budget)
+{
+	struct vhdx_image *img = vhdx_tb_new_image(test);
+	int ret;
+
+	img->accept_parent = true;
+	img->bitmap_budget = budget;
+	ret = vhdx_open(img, io, size, read_only);
+	KUNIT_ASSERT_EQ_MSG(test, ret, 0, "%s", img->error);
+	KUNIT_ASSERT_EQ(test, img->bmc.budget, budget);
+	return img;
+}
+
+/* A bitmap with a different pattern in every page: page p has bit p set. */
+static struct vhdx_tb *cache_tb(struct kunit *test, u8 **bitsp, u64 *sbp)
+{
+	struct vhdx_tb *tb = diff_tb(test, 512, VHDX_MiB, 4 * VHDX_GiB,
+				     16 * VHDX_MiB);
+	u8 *bits = vhdx_tb_zalloc(test, SB_SIZE);
+	u32 page;
+
+	for (page = 0; page < PAGES; page++)
+		ref_set(bits, (u64)page * PAGE_BITS + page, 1);
+	*sbp = vhdx_tb_alloc_bitmap(tb, 0, bits);
+	*bitsp = bits;
+	return tb;
+}
+
+/* The run at bit @page of page @page: one set sector. */
+static void expect_page(struct kunit *test, struct vhdx_image *img, u32 page,
+			bool load, int want_ret)
+{
+	bool present = false;
+	u64 run = 0;
+	int ret;
+
+	ret = vhdx_bitmap_lookup(img, (u64)page * PAGE_BITS + page, 100, load,
+				 &present, &run);
+	KUNIT_EXPECT_EQ_MSG(test, ret, want_ret, "page %u", page);
+	if (ret)
+		return;
+	KUNIT_EXPECT_TRUE_MSG(test, present, "page %u", page);
+	KUNIT_EXPECT_EQ_MSG(test, run, 1ULL, "page %u", page);
+}
+
+static bool cached(struct vhdx_image *img, u32 page)
+{
+	bool dirty;
+
+	return vhdx_bitmap_page_cached(img, 0, page, &dirty);
+}
+
+/* A miss does no I/O without @load; a load reads one page; then hits. */
+static void cache_hit_miss(struct kunit *test)
+{
+	u8 *bits;
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct vhdx_image *img = open_budget(test, &tb->io, tb->size, true,
+					     VHDX_BITMAP_CACHE_DEFAULT);
+	unsigned int reads = tb->reads;
+
+	expect_page(test, img, 7, false, -EAGAIN);
+	KUNIT_EXPECT_EQ(test, tb->reads, reads);
+	KUNIT_EXPECT_EQ(test, img->bmc.loads, 0ULL);
+	expect_page(test, img, 7, true, 0);
+	KUNIT_EXPECT_EQ(test, tb->reads, reads + 1);
+	KUNIT_EXPECT_EQ(test, img->bmc.loads, 1ULL);
+	KUNIT_EXPECT_EQ(test, img->bmc.used, pages_cost(1));
+	/* Now without I/O, and the neighbours are still misses. */
+	expect_page(test, img, 7, false, 0);
+	expect_page(test, img, 6, false, -EAGAIN);
+	expect_page(test, img, 8, false, -EAGAIN);
+	KUNIT_EXPECT_EQ(test, tb->reads, reads + 1);
+	/* A run never leaves its page, even where the next one is cached. */
+	expect_page(test, img, 8, true, 0);
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_run(img, 7 * PAGE_BITS + 8, 2 * SPC,
+					      &(bool){ true }),
+			(u64)PAGE_BITS - 8);
+	KUNIT_EXPECT_EQ(test, tb->writes, 0U);
+}
+
+/*
+ * A budget of three pages: loading more drops the least recently used
+ * clean one, a hit makes a page recent again, and a dropped page is read
+ * again, correctly, when it is needed.
+ */
+static void cache_evicts_clean_lru(struct kunit *test)
+{
+	u8 *bits;
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct vhdx_image *img = open_budget(test, &tb->io, tb->size, true,
+					     pages_cost(3));
+	unsigned int reads;
+	u32 page;
+
+	for (page = 0; page < 10; page++) {
+		expect_page(test, img, page, true, 0);
+		KUNIT_EXPECT_LE(test, img->bmc.used, pages_cost(3));
+	}
+	for (page = 0; page < 10; page++)
+		KUNIT_EXPECT_EQ_MSG(test, cached(img, page), page >= 7,
+				    "page %u", page);
+	KUNIT_EXPECT_EQ(test, img->bmc.evictions, 7ULL);
+	/* Page 7 is used again: 8 is now the oldest. */
+	expect_page(test, img, 7, false, 0);
+	expect_page(test, img, 10, true, 0);
+	KUNIT_EXPECT_TRUE(test, cached(img, 7));
+	KUNIT_EXPECT_FALSE(test, cached(img, 8));
+	KUNIT_EXPECT_TRUE(test, cached(img, 9));
+	KUNIT_EXPECT_TRUE(test, cached(img, 10));
+	/* Dropped pages come back as they are on the device. */
+	reads = tb->reads;
+	expect_page(test, img, 0, false, -EAGAIN);
+	expect_page(test, img, 0, true, 0);
+	KUNIT_EXPECT_EQ(test, tb->reads, reads + 1);
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), bits,
+				     SB_SIZE), 0);
+	KUNIT_EXPECT_LE(test, img->bmc.used, pages_cost(3));
+	KUNIT_EXPECT_EQ(test, tb->writes, 0U);
+}
+
+/*
+ * Dirty pages, and pages logged but not yet checkpointed, stay whatever
+ * the budget; once written in place they may go, and read back right.
+ */
+static void cache_dirty_never_evicted(struct kunit *test)
+{
+	u8 *bits, *want = vhdx_tb_zalloc(test, SB_SIZE);
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct rec *r = rec_new(test, tb);
+	struct vhdx_image *img = open_budget(test, &r->io, tb->size, false,
+					     pages_cost(2));
+	u32 page;
+
+	rec_txn_init(test, img);
+	memcpy(want, bits, SB_SIZE);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
+			    img->error);
+	for (page = 0; page < 6; page++) {
+		KUNIT_ASSERT_EQ(test, vhdx_bitmap_set(img, page * PAGE_BITS +
+						      1000, 3), 0);
+		ref_set(want, page * PAGE_BITS + 1000, 3);
+	}
+	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 6U);
+	/* Clean loads past the budget drop clean pages only. */
+	for (page = 20; page < 30; page++)
+		expect_page(test, img, page, true, 0);
+	for (page = 0; page < 6; page++)
+		KUNIT_EXPECT_TRUE_MSG(test, cached(img, page), "page %u", page);
+	KUNIT_EXPECT_FALSE(test, cached(img, 20));
+	KUNIT_EXPECT_TRUE(test, cached(img, 29));
+	KUNIT_EXPECT_EQ(test, img->bmc.used, pages_cost(7));
+
+	/* Logged, not yet in place: still held. */
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_TRUE(test, no_dirty(img, 0));
+	expect_page(test, img, 40, true, 0);
+	for (page = 0; page < 6; page++)
+		KUNIT_EXPECT_TRUE_MSG(test, cached(img, page), "page %u", page);
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, bits, SB_SIZE), 0);
+
+	/* In place: they may go, down to the budget, and read back right. */
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
+	KUNIT_EXPECT_LE(test, img->bmc.used, pages_cost(2));
+	/* Released oldest held first, after page 40: 4 and 5 stay. */
+	for (page = 0; page < 4; page++)
+		KUNIT_EXPECT_FALSE_MSG(test, cached(img, page), "page %u", page);
+	KUNIT_EXPECT_TRUE(test, cached(img, 5));
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), want,
+				     SB_SIZE), 0);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
+}
+
+/*
+ * A chunk whose bitmap block was just allocated reads as zeros without
+ * any read: the device there holds garbage the test put there.
+ */
+static void cache_attach_needs_no_read(struct kunit *test)
+{
+	struct vhdx_tb *tb = commit_tb(test);
+	struct rec *r = rec_new(test, tb);
+	struct vhdx_image *img = open_budget(test, &r->io, tb->size, false,
+					     VHDX_BITMAP_CACHE_DEFAULT);
+	unsigned int reads;
+	bool present = true;
+	u64 sb, run = 0;
+	u32 page;
+
+	rec_txn_init(test, img);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
+			    img->error);
+	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, SB_SIZE, &sb), 0);
+	memset(tb->dev + sb, 0xff, SB_SIZE);
+	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 0), 0);
+	vhdx_bat_update(img, 4096, sb | VHDX_BITMAP_PRESENT);
+	reads = tb->reads;
+	for (page = 0; page < PAGES; page += 51) {
+		KUNIT_EXPECT_EQ(test, vhdx_bitmap_lookup(img, page * PAGE_BITS,
+							 SPC, true, &present,
+							 &run), 0);
+		KUNIT_EXPECT_FALSE(test, present);
+		KUNIT_EXPECT_EQ(test, run, (u64)PAGE_BITS);
+	}
+	KUNIT_ASSERT_EQ(test, vhdx_bitmap_set(img, 5, 1), 0);
+	KUNIT_EXPECT_EQ(test, bitmap_byte(test, img, 0, 0), 0x20);
+	KUNIT_EXPECT_EQ(test, tb->reads, reads);
+}
+
+/* A page that cannot be read: the error, and no page cached. */
+static void cache_read_error(struct kunit *test)
+{
+	u8 *bits;
+	u64 sb, run;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct rec *r = rec_new(test, tb);
+	struct vhdx_image *img = open_budget(test, &r->io, tb->size, false,
+					     VHDX_BITMAP_CACHE_DEFAULT);
+	bool present;
+
+	rec_txn_init(test, img);
+	tb->fail_read_offset = sb + 3 * SECT + 100;
+	expect_page(test, img, 3, true, -EIO);
+	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, "read error"), "%s",
+				  img->error);
+	KUNIT_EXPECT_FALSE(test, cached(img, 3));
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_run(img, 3 * PAGE_BITS, 10, &present),
+			0ULL);
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_lookup(img, 3 * PAGE_BITS, 10, false,
+						 &present, &run), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_set(img, 3 * PAGE_BITS, 1), -EIO);
+	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	/* Other pages are fine, and so is page 3 once the device is. */
+	expect_page(test, img, 4, true, 0);
+	tb->fail_read_offset = U64_MAX;
+	expect_page(test, img, 3, true, 0);
+}
+
 static struct kunit_case vhdx_bitmap_cases[] = {
 	KUNIT_CASE(bitmap_run_512),
 	KUNIT_CASE(bitmap_run_4k),
@@ -824,6 +1137,11 @@ static struct kunit_case vhdx_bitmap_cases[] = {
 	KUNIT_CASE(open_bitmap_entry_refused),
 	KUNIT_CASE(open_ro_logged_bitmap_page),
 	KUNIT_CASE(open_ro_logged_payload_refused),
+	KUNIT_CASE(cache_hit_miss),
+	KUNIT_CASE(cache_evicts_clean_lru),
+	KUNIT_CASE(cache_dirty_never_evicted),
+	KUNIT_CASE(cache_attach_needs_no_read),
+	KUNIT_CASE(cache_read_error),
 	{}
 };
 

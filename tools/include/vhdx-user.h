@@ -88,6 +88,15 @@ static inline void vhdx_sort(void *base, size_t num, size_t size,
 	qsort(base, num, size, cmp);
 }
 
+/* The format code is used by one thread at a time in userspace. */
+struct vhdx_lock {
+	int unused;
+};
+
+#define vhdx_lock_init(l)	((void)(l))
+#define vhdx_lock(l, flags)	((void)(l), (flags) = 0)
+#define vhdx_unlock(l, flags)	((void)(l), (void)(flags))
+
 /* A userspace process is preempted anyway. */
 static inline void vhdx_cond_resched(void)
 {
