@@ -726,18 +726,20 @@ wr_az_gap() {
 	unmap "$n"
 }
 
-# wr_az_tail ITEM DEV SECTORS linear|delay SLOT [PARENT]: the image, with
-# old data past its end, over ITEM-lower (wr_az_table); 4 KiB written into
-# the middle of block 2, at the start of block 5 and at the end of block
-# 6 (1 MiB blocks); the whole disk copied to the output disk at SLOT.
+# wr_az_tail ITEM DEV SECTORS linear|delay SLOT SLOT2 [PARENT]: the image,
+# with old data past its end, over ITEM-lower (wr_az_table); 4 KiB written
+# into the middle of block 2, at the start of block 5 and at the end of
+# block 6 (1 MiB blocks); the whole disk copied to the output disk at
+# SLOT, and again at SLOT2 through a new read-only mapping (ITEM-ro),
+# which reads the sector bitmaps from the device.
 wr_az_tail() {
 	local n lo m=1048576
 	n=$1; lo=$1-lower
 	wr_az_table "$2" "$4" | dmsetup create "$lo" --noudevsync > /tmp/wr-dd 2>&1
 	res "$n" lower $?
 	dmsetup mknodes "$lo" > /dev/null 2>&1
-	if [ -n "${6:-}" ]; then
-		map "$n" "/dev/mapper/$lo" rw "$3" parent "$6"
+	if [ -n "${7:-}" ]; then
+		map "$n" "/dev/mapper/$lo" rw "$3" parent "$7"
 	else
 		map "$n" "/dev/mapper/$lo" rw "$3"
 	fi || { dmsetup remove "$lo"; return 1; }
@@ -752,5 +754,13 @@ wr_az_tail() {
 	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$5"
 	e2e_dmesg "$n"
 	unmap "$n"
+	if [ -n "${7:-}" ]; then
+		map "$n-ro" "/dev/mapper/$lo" ro "$3" parent "$7"
+	else
+		map "$n-ro" "/dev/mapper/$lo" ro "$3"
+	fi && {
+		wr_copy "$n-ro" "/dev/mapper/$n-ro" "$OUT" "$6"
+		unmap "$n-ro"
+	}
 	dmsetup remove --noudevsync "$lo" > /dev/null 2>&1
 }
