@@ -652,8 +652,15 @@ static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 	struct vhdx_target *vt = ti->private;
 	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 
-	/* A failed allocating write still has its space to give back. */
-	if (ctx->allocating || (ctx->set_bits && !*error)) {
+	/*
+	 * A failed allocating write still has its space to give back; its
+	 * zeroing may still be running.
+	 */
+	if (ctx->allocating) {
+		vhdx_alloc_part_done(vt, bio);
+		return DM_ENDIO_INCOMPLETE;
+	}
+	if (ctx->set_bits && !*error) {
 		vhdx_completed(vt, bio);
 		return DM_ENDIO_INCOMPLETE;
 	}
@@ -690,6 +697,9 @@ static int vhdx_reopen(struct vhdx_target *vt)
 		return ret;
 	}
 	vt->reopen = false;
+	/* Another table wrote the image meanwhile: nothing is known zero. */
+	vt->zero_from = 0;
+	vt->zero_end = 0;
 	return 0;
 }
 
@@ -709,6 +719,8 @@ static int vhdx_preresume(struct dm_target *ti)
 		vt->img.device_size = size;
 		clear_bit(VHDX_NO_SPACE, &vt->flags);
 	}
+	if (!vt->read_only)
+		vhdx_writer_zero_tail(vt);
 	return 0;
 }
 

@@ -174,14 +174,17 @@ static int vhdx_session_open(struct vhdx_target *vt)
  * own pools (kcopyd's, dm-io's), never from the block layer's shared
  * fs_bio_set: swap and page-cache writeback through this device hold
  * fs_bio_set bios while they wait for the worker, so a worker that waited
- * for one of them in turn would deadlock under memory pressure.
+ * for one of them in turn would deadlock under memory pressure.  kcopyd
+ * issues REQ_OP_WRITE_ZEROES where the device offloads it (a hole punch
+ * on a loop device) and writes its zero pages where it does not.
  */
 struct vhdx_zeroing {
 	struct completion done;
 	unsigned long write_err;
 };
 
-static void vhdx_zeroed(int read_err, unsigned long write_err, void *context)
+static void vhdx_zeroed_sync(int read_err, unsigned long write_err,
+			     void *context)
 {
 	struct vhdx_zeroing *z = context;
 
@@ -189,21 +192,63 @@ static void vhdx_zeroed(int read_err, unsigned long write_err, void *context)
 	complete(&z->done);
 }
 
-/* kcopyd issues REQ_OP_WRITE_ZEROES where the device offloads it. */
-static int vhdx_zero_sectors(struct vhdx_target *vt, sector_t sector,
-			     sector_t count)
+static void vhdx_zero_start(struct vhdx_target *vt, u64 offset, u64 length,
+			    dm_kcopyd_notify_fn fn, void *context)
 {
 	struct dm_io_region region = {
 		.bdev = vt->dev->bdev,
-		.sector = sector,
-		.count = count,
+		.sector = offset >> SECTOR_SHIFT,
+		.count = length >> SECTOR_SHIFT,
 	};
+
+	dm_kcopyd_zero(vt->zero_client, 1, &region, 0, fn, context);
+}
+
+static int vhdx_zero_wait(struct vhdx_target *vt, u64 offset, u64 length)
+{
 	struct vhdx_zeroing z;
 
 	init_completion(&z.done);
-	dm_kcopyd_zero(vt->zero_client, 1, &region, 0, vhdx_zeroed, &z);
+	vhdx_zero_start(vt, offset, length, vhdx_zeroed_sync, &z);
 	wait_for_completion_io(&z.done);
 	return z.write_err ? -EIO : 0;
+}
+
+/*
+ * One part of an allocation is done: the data write (from end_io), or a
+ * zeroing (from kcopyd).  The data write may end in interrupt context;
+ * the worker does the rest.
+ */
+void vhdx_alloc_part_done(struct vhdx_target *vt, struct bio *bio)
+{
+	if (atomic_dec_and_test(&vhdx_ctx(bio)->parts))
+		vhdx_completed(vt, bio);
+}
+
+static void vhdx_zeroed_part(int read_err, unsigned long write_err,
+			     void *context)
+{
+	struct bio *bio = context;
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+
+	/* Ordered before the worker's read by vhdx_alloc_part_done(). */
+	if (write_err)
+		WRITE_ONCE(ctx->zero_failed, true);
+	vhdx_alloc_part_done(ctx->vt, bio);
+}
+
+/*
+ * Zeros for part of the allocating @bio's new space, issued without
+ * waiting.  The bio's own part is still counted, so this never ends the
+ * allocation.
+ */
+static void vhdx_zero_part(struct vhdx_target *vt, struct bio *bio,
+			   u64 offset, u64 length)
+{
+	if (!length)
+		return;
+	atomic_inc(&vhdx_ctx(bio)->parts);
+	vhdx_zero_start(vt, offset, length, vhdx_zeroed_part, bio);
 }
 
 /*
@@ -211,30 +256,59 @@ static int vhdx_zero_sectors(struct vhdx_target *vt, sector_t sector,
  * whatever the device held there before; bytes past the virtual disk are
  * never read, so they are left alone.
  */
-static int vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
-			    u64 block, sector_t start)
+static void vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
+			     u64 block, u64 offset)
 {
-	sector_t used = vhdx_block_used_length(&vt->img.geo, block) >>
-			SECTOR_SHIFT;
-	sector_t head = vhdx_bio_sector(vt, bio) &
-			((1ULL << vt->block_sector_shift) - 1);
-	sector_t tail = head + bio_sectors(bio);
-	int ret = 0;
+	u64 used = vhdx_block_used_length(&vt->img.geo, block);
+	u64 head = (u64)(vhdx_bio_sector(vt, bio) &
+			 ((1ULL << vt->block_sector_shift) - 1)) << SECTOR_SHIFT;
+	u64 tail = head + bio->bi_iter.bi_size;
 
-	if (head)
-		ret = vhdx_zero_sectors(vt, start, head);
-	if (!ret && tail < used)
-		ret = vhdx_zero_sectors(vt, start + tail, used - tail);
-	return ret;
+	vhdx_zero_part(vt, bio, offset, head);
+	if (tail < used)
+		vhdx_zero_part(vt, bio, offset + tail, used - tail);
+}
+
+/*
+ * Space past the last object is not known to read zeros: an LV's former
+ * tenant, or data a crashed session wrote but never committed, may lie
+ * there.  So, before any bio (at every resume: the device may have grown),
+ * zero what of it is not known zero yet, once, where the device offloads
+ * it cheaply (a hole punch on a loop device); new blocks taken from there
+ * then need no zeroing.  Without the offload they are zeroed one by one.
+ */
+void vhdx_writer_zero_tail(struct vhdx_target *vt)
+{
+	struct vhdx_image *img = &vt->img;
+	u64 start = img->data_end, end = img->device_size;
+	unsigned int noio;
+	int ret;
+
+	if (vt->zero_from == start && vt->zero_end > start) {
+		start = vt->zero_end;
+	} else {
+		vt->zero_from = start;
+		vt->zero_end = start;
+	}
+	if (start >= end || !bdev_write_zeroes_sectors(vt->dev->bdev))
+		return;
+	/* The device is suspended: reclaim must not write through it. */
+	noio = memalloc_noio_save();
+	ret = vhdx_zero_wait(vt, start, end - start);
+	memalloc_noio_restore(noio);
+	if (!ret)
+		vt->zero_end = end;
 }
 
 /*
  * BLK_STS_AGAIN: there is no room now, but discarded blocks will be free
  * after the next commit or once their epoch drains; the bio waits.
  */
-static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset)
+static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset,
+			       bool *zeroed)
 {
 	struct vhdx_image *img = &vt->img;
+	u64 end;
 	int ret;
 
 	vhdx_recycle(vt);
@@ -249,14 +323,21 @@ static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset)
 		return BLK_STS_NOSPC;
 	}
 	clear_bit(VHDX_NO_SPACE, &vt->flags);
+	/*
+	 * Known zeros are used up once allocated: space that comes back
+	 * (vhdx_space_return(), discards) may hold anything.
+	 */
+	end = *offset + ALIGN(length, VHDX_OBJECT_ALIGN);
+	*zeroed = *offset >= vt->zero_from && end <= vt->zero_end;
+	if (end > vt->zero_from)
+		vt->zero_from = end;
 	return BLK_STS_OK;
 }
 
 static blk_status_t vhdx_zeroout(struct vhdx_target *vt, u64 offset,
 				 u64 length)
 {
-	int ret = vhdx_zero_sectors(vt, offset >> SECTOR_SHIFT,
-				    length >> SECTOR_SHIFT);
+	int ret = vhdx_zero_wait(vt, offset, length);
 
 	if (ret)
 		DMERR_LIMIT("%s: cannot zero %llu bytes at %llu: %d",
@@ -267,27 +348,34 @@ static blk_status_t vhdx_zeroout(struct vhdx_target *vt, u64 offset,
 
 /*
  * The chunk's sector bitmap block, before a block of the chunk becomes
- * partially present: zeroed on the device (every sector from the parent)
- * before the BAT entry that points at it can be committed.
+ * partially present: zero on the device (every sector from the parent)
+ * before the BAT entry that points at it can be committed.  Where it is
+ * not known zero, its offset is returned in @zero_at: the allocation
+ * zeroes it alongside its data write and records it when both are done.
  */
-static blk_status_t vhdx_bitmap_block(struct vhdx_target *vt, u64 chunk)
+static blk_status_t vhdx_bitmap_block(struct vhdx_target *vt, u64 chunk,
+				      u64 *zero_at)
 {
 	struct vhdx_image *img = &vt->img;
 	u64 index = vhdx_bat_bitmap_index(&img->geo, chunk);
 	blk_status_t status;
+	bool zeroed;
 	u64 offset;
 
+	*zero_at = 0;
 	if (vhdx_bitmap_present(img, chunk))
 		return BLK_STS_OK;
-	status = vhdx_space(vt, VHDX_BITMAP_BLOCK_SIZE, &offset);
+	status = vhdx_space(vt, VHDX_BITMAP_BLOCK_SIZE, &offset, &zeroed);
 	if (status)
 		return status;
-	status = vhdx_zeroout(vt, offset, VHDX_BITMAP_BLOCK_SIZE);
-	if (!status && vhdx_bitmap_attach(img, chunk))
-		status = BLK_STS_RESOURCE;
-	if (status) {
+	if (!zeroed) {
+		/* Never 0: the header section is there. */
+		*zero_at = offset;
+		return BLK_STS_OK;
+	}
+	if (vhdx_bitmap_attach(img, chunk)) {
 		vhdx_space_return(img, offset, VHDX_BITMAP_BLOCK_SIZE);
-		return status;
+		return BLK_STS_RESOURCE;
 	}
 	vhdx_bat_update(img, index, offset | VHDX_BITMAP_PRESENT);
 	return BLK_STS_OK;
@@ -318,9 +406,27 @@ static struct bio *vhdx_allocating(struct vhdx_target *vt, u64 index)
 	return NULL;
 }
 
+/* The allocation whose new sector bitmap block @bio would need, if any. */
+static struct bio *vhdx_bitmapping(struct vhdx_target *vt, struct bio *bio,
+				   u64 entry)
+{
+	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
+	u64 chunk = block >> vt->img.geo.chunk_ratio_shift;
+	struct vhdx_bio_ctx *ctx;
+
+	if (!vhdx_allocate_partial(vt, bio, block, entry))
+		return NULL;
+	hash_for_each_possible(vt->bitmapping, ctx, bitmap_pending, chunk)
+		if (ctx->chunk == chunk)
+			return dm_bio_from_per_bio_data(ctx, sizeof(*ctx));
+	return NULL;
+}
+
 /*
- * Room for the block, zeroed where the write does not cover it; the BAT
- * entry is only recorded in the bio, for vhdx_allocated().
+ * Room for the block, zeroed where the write does not cover it and the
+ * space is not known zero; the BAT entry is only recorded in the bio, for
+ * vhdx_allocated().  The zeroing runs alongside the data write: the
+ * worker goes on with other bios meanwhile.
  */
 static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
 				  u64 index, u64 entry)
@@ -328,19 +434,20 @@ static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
 	struct vhdx_image *img = &vt->img;
 	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
+	u64 chunk = block >> img->geo.chunk_ratio_shift;
 	bool partial = vhdx_allocate_partial(vt, bio, block, entry);
 	blk_status_t status = BLK_STS_OK;
-	u64 offset;
+	u64 offset, bitmap = 0;
+	bool zeroed;
 
 	if (partial)
-		status = vhdx_bitmap_block(vt, block >> img->geo.chunk_ratio_shift);
+		status = vhdx_bitmap_block(vt, chunk, &bitmap);
 	if (!status)
-		status = vhdx_space(vt, img->geo.block_size, &offset);
-	if (status)
+		status = vhdx_space(vt, img->geo.block_size, &offset, &zeroed);
+	if (status) {
+		if (bitmap)
+			vhdx_space_return(img, bitmap, VHDX_BITMAP_BLOCK_SIZE);
 		return status;
-	if (!partial && vhdx_zero_around(vt, bio, block, offset >> SECTOR_SHIFT)) {
-		vhdx_space_return(img, offset, img->geo.block_size);
-		return BLK_STS_IOERR;
 	}
 	ctx->allocating = true;
 	ctx->index = index;
@@ -348,15 +455,28 @@ static blk_status_t vhdx_allocate(struct vhdx_target *vt, struct bio *bio,
 			       VHDX_PAYLOAD_FULLY_PRESENT);
 	bio_list_init(&ctx->waiters);
 	hash_add(vt->allocating, &ctx->pending, index);
+	ctx->vt = vt;
+	/* The data write's part, until vhdx_end_io(). */
+	atomic_set(&ctx->parts, 1);
+	ctx->zero_failed = false;
+	ctx->bitmap_offset = bitmap;
+	if (bitmap) {
+		ctx->chunk = chunk;
+		hash_add(vt->bitmapping, &ctx->bitmap_pending, chunk);
+		vhdx_zero_part(vt, bio, bitmap, VHDX_BITMAP_BLOCK_SIZE);
+	}
+	if (!partial && !zeroed)
+		vhdx_zero_around(vt, bio, block, offset);
 	if (partial)
 		vhdx_mark_on_completion(vt, bio);
 	return BLK_STS_OK;
 }
 
 /*
- * The allocating write is done: on success its block enters the BAT, on
- * failure its space is free again, as nothing ever pointed at it.  Either
- * way the writes that waited for it are handled again.
+ * The allocating write and its zeroing are done: on success its block
+ * (and a new sector bitmap block) enters the BAT, on failure its space is
+ * free again, as nothing ever pointed at it.  Either way the writes that
+ * waited for it are handled again.
  */
 static void vhdx_allocated(struct vhdx_target *vt, struct bio *bio,
 			   struct bio_list *again)
@@ -367,12 +487,27 @@ static void vhdx_allocated(struct vhdx_target *vt, struct bio *bio,
 	hash_del(&ctx->pending);
 	ctx->allocating = false;
 	bio_list_merge(again, &ctx->waiters);
+	if (ctx->bitmap_offset)
+		hash_del(&ctx->bitmap_pending);
+	if (!bio->bi_status && ctx->zero_failed) {
+		DMERR_LIMIT("%s: cannot zero a new block", vhdx_name(vt));
+		bio->bi_status = BLK_STS_IOERR;
+	}
+	if (!bio->bi_status && ctx->bitmap_offset &&
+	    vhdx_bitmap_attach(img, ctx->chunk))
+		bio->bi_status = BLK_STS_RESOURCE;
 	if (bio->bi_status) {
 		ctx->set_bits = false;
 		vhdx_space_return(img, vhdx_bat_offset(ctx->entry),
 				  img->geo.block_size);
+		if (ctx->bitmap_offset)
+			vhdx_space_return(img, ctx->bitmap_offset,
+					  VHDX_BITMAP_BLOCK_SIZE);
 		return;
 	}
+	if (ctx->bitmap_offset)
+		vhdx_bat_update(img, vhdx_bat_bitmap_index(&img->geo, ctx->chunk),
+				ctx->bitmap_offset | VHDX_BITMAP_PRESENT);
 	vhdx_bat_update(img, ctx->index, ctx->entry);
 	WRITE_ONCE(img->allocated_blocks, img->allocated_blocks + 1);
 	vhdx_arm_commit(vt);
@@ -426,6 +561,8 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 		/* New space is never discarded before its entry exists. */
 		vhdx_unpin(vt, bio);
 		owner = vhdx_allocating(vt, index);
+		if (!owner)
+			owner = vhdx_bitmapping(vt, bio, entry);
 		if (owner) {
 			bio_list_add(&vhdx_ctx(owner)->waiters, bio);
 			return;
@@ -740,6 +877,7 @@ int vhdx_writer_init(struct vhdx_target *vt)
 	bio_list_init(&vt->completed);
 	bio_list_init(&vt->no_space);
 	hash_init(vt->allocating);
+	hash_init(vt->bitmapping);
 	INIT_WORK(&vt->worker, vhdx_worker);
 	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
 	vt->zero_client = dm_kcopyd_client_create(NULL);

@@ -62,6 +62,16 @@ struct vhdx_bio_ctx {
 	u64 entry;			/* and its value */
 	struct hlist_node pending;	/* in vhdx_target.allocating */
 	struct bio_list waiters;	/* writes to its block meanwhile */
+	/*
+	 * allocating: its data write and the zeroing it needs run at once;
+	 * the last of them to complete hands the bio to the worker.
+	 */
+	struct vhdx_target *vt;
+	atomic_t parts;			/* still in flight */
+	bool zero_failed;
+	u64 bitmap_offset;		/* a new sector bitmap block, or 0 */
+	u64 chunk;			/* and its chunk */
+	struct hlist_node bitmap_pending;	/* in vhdx_target.bitmapping */
 };
 
 /* Bits in vhdx_target.flags. */
@@ -103,6 +113,13 @@ struct vhdx_target {
 	struct bio_list completed;	/* set_bits or allocating bios, done */
 	struct bio_list no_space;	/* worker only: wait for recycled space */
 	DECLARE_HASHTABLE(allocating, 6);	/* worker only: by BAT index */
+	DECLARE_HASHTABLE(bitmapping, 4);	/* worker only: by chunk */
+	/*
+	 * Worker and preresume only: [zero_from, zero_end) reads as zeros
+	 * because this target zeroed it and has not allocated it since.
+	 */
+	u64 zero_from;
+	u64 zero_end;
 	struct workqueue_struct *wq;
 	struct work_struct worker;
 	struct delayed_work commit_work;
@@ -147,6 +164,8 @@ void vhdx_writer_exit(struct vhdx_target *vt);
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio);
 void vhdx_completed(struct vhdx_target *vt, struct bio *bio);
 void vhdx_writer_stop(struct vhdx_target *vt);
+void vhdx_writer_zero_tail(struct vhdx_target *vt);
+void vhdx_alloc_part_done(struct vhdx_target *vt, struct bio *bio);
 void vhdx_remap(struct vhdx_target *vt, struct bio *bio, u64 entry);
 void vhdx_pin(struct vhdx_target *vt, struct bio *bio);
 u64 vhdx_pin_entry(struct vhdx_target *vt, struct bio *bio, u64 index);

@@ -630,3 +630,137 @@ wr_diff_discard() {
 	res "$n" filesize "$(stat -c %s "$f")"
 	rm -f "$f"
 }
+
+# wr_az_table DEV linear|delay|hole [START]: a table over all of DEV:
+# dm-linear (zeroing offloaded to DEV), dm-delay without delay (no
+# REQ_OP_WRITE_ZEROES: zeroing is written), or dm-linear with writes to the
+# 512 KiB from byte START + 512 KiB failing (an error target there, which
+# also takes the offload away).
+wr_az_table() {
+	local dev=$1 sz e
+	sz=$(blockdev --getsz "$dev")
+	case $2 in
+	linear) echo "0 $sz linear $dev 0" ;;
+	delay) echo "0 $sz delay $dev 0 0" ;;
+	hole)
+		e=$(($3 / 512 + 1024))
+		printf '0 %s linear %s 0\n%s 1024 error\n%s %s linear %s %s\n' \
+			"$e" "$dev" "$e" $((e + 1024)) $((sz - e - 1024)) "$dev" $((e + 1024))
+		;;
+	esac
+}
+
+# wr_az_swap LOWER DEV MODE [START]: LOWER gets wr_az_table's table.
+wr_az_swap() {
+	local rc
+	dmsetup suspend "$1" || return 1
+	wr_az_table "$2" "$3" "${4:-0}" | dmsetup load "$1" > /tmp/wr-dd 2>&1
+	rc=$?
+	dmsetup resume "$1" || return 1
+	return $rc
+}
+
+# wr_az_fail ITEM DEV SECTORS START early|late OFF1 LEN1 OFF2 LEN2 SLOT:
+# dm-vhdx over ITEM-lower, which fails writes to the second half of the
+# MiB at byte START of DEV, where the image's next block goes: from the
+# start (early: no offload, so the zeroing of a new block is written and
+# fails there), or only after the mapping was resumed (late: the space
+# past the image was zeroed then, and a new block needs no zeroing; the
+# data write fails there).  The write of LEN1 bytes at OFF1 must fail;
+# then the lower device works again, LEN2 bytes are written at OFF2 (into
+# the block the failed write left behind), and that block is copied to
+# the output disk at SLOT.
+wr_az_fail() {
+	local n lo
+	n=$1; lo=$1-lower
+	if [ "$5" = early ]; then
+		wr_az_table "$2" hole "$4"
+	else
+		wr_az_table "$2" linear
+	fi | dmsetup create "$lo" --noudevsync > /tmp/wr-dd 2>&1
+	res "$n" lower $?
+	dmsetup mknodes "$lo" > /dev/null 2>&1
+	map "$n" "/dev/mapper/$lo" rw "$3" || { dmsetup remove "$lo"; return 1; }
+	if [ "$5" = late ]; then
+		wr_az_swap "$lo" "$2" hole "$4"
+		res "$n" swap1 $?
+	fi
+	wr_one "/dev/mapper/$n" "$6" "$7" 0 direct
+	res "$n" write1 $?
+	wr_status "$n" status1
+	wr_az_swap "$lo" "$2" linear
+	res "$n" swap2 $?
+	wr_one "/dev/mapper/$n" "$8" "$9" 0 direct
+	res "$n" write2 $?
+	sync "/dev/mapper/$n"
+	wr_status "$n"
+	wr_copy "$n" "/dev/mapper/$n" "$OUT" "${10}" $(($8 / 1048576)) 1
+	e2e_dmesg "$n"
+	unmap "$n"
+	dmsetup remove --noudevsync "$lo" > /dev/null 2>&1
+}
+
+# wr_az_gap ITEM DEV SECTORS SLOT: the image has no room past its end, a
+# gap where a block was (its old data still there) and blocks 0 and 2;
+# 4 KiB are written at 5 MiB + 256 KiB (into the gap), block 0 is
+# discarded (the disk ignores discards: its data stays) and committed,
+# 4 KiB are written at 6 MiB + 512 KiB (into block 0's old space); the
+# whole disk is copied to the output disk at SLOT.
+wr_az_gap() {
+	local n m=1048576
+	n=$1
+	map "$n" "$2" rw "$3" || return 1
+	wr_one "/dev/mapper/$n" $((5 * m + 262144)) 4096 0 direct
+	res "$n" write1 $?
+	wr_status "$n" status1
+	/usr/sbin/blkdiscard -o 0 -l $m "/dev/mapper/$n" > /tmp/wr-dd 2>&1
+	res "$n" discard $?
+	sync "/dev/mapper/$n"
+	wr_status "$n" status2
+	wr_one "/dev/mapper/$n" $((6 * m + 524288)) 4096 8192 direct
+	res "$n" write2 $?
+	sync "/dev/mapper/$n"
+	wr_status "$n"
+	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$4"
+	e2e_dmesg "$n"
+	unmap "$n"
+}
+
+# wr_az_tail ITEM DEV SECTORS linear|delay SLOT SLOT2 [PARENT]: the image,
+# with old data past its end, over ITEM-lower (wr_az_table); 4 KiB written
+# into the middle of block 2, at the start of block 5 and at the end of
+# block 6 (1 MiB blocks); the whole disk copied to the output disk at
+# SLOT, and again at SLOT2 through a new read-only mapping (ITEM-ro),
+# which reads the sector bitmaps from the device.
+wr_az_tail() {
+	local n lo m=1048576
+	n=$1; lo=$1-lower
+	wr_az_table "$2" "$4" | dmsetup create "$lo" --noudevsync > /tmp/wr-dd 2>&1
+	res "$n" lower $?
+	dmsetup mknodes "$lo" > /dev/null 2>&1
+	if [ -n "${7:-}" ]; then
+		map "$n" "/dev/mapper/$lo" rw "$3" parent "$7"
+	else
+		map "$n" "/dev/mapper/$lo" rw "$3"
+	fi || { dmsetup remove "$lo"; return 1; }
+	wr_one "/dev/mapper/$n" $((2 * m + 524288)) 4096 0 direct
+	res "$n" write1 $?
+	wr_one "/dev/mapper/$n" $((5 * m)) 4096 4096 direct
+	res "$n" write2 $?
+	wr_one "/dev/mapper/$n" $((7 * m - 4096)) 4096 12288 direct
+	res "$n" write3 $?
+	sync "/dev/mapper/$n"
+	wr_status "$n"
+	wr_copy "$n" "/dev/mapper/$n" "$OUT" "$5"
+	e2e_dmesg "$n"
+	unmap "$n"
+	if [ -n "${7:-}" ]; then
+		map "$n-ro" "/dev/mapper/$lo" ro "$3" parent "$7"
+	else
+		map "$n-ro" "/dev/mapper/$lo" ro "$3"
+	fi && {
+		wr_copy "$n-ro" "/dev/mapper/$n-ro" "$OUT" "$6"
+		unmap "$n-ro"
+	}
+	dmsetup remove --noudevsync "$lo" > /dev/null 2>&1
+}

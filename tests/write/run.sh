@@ -12,7 +12,8 @@
 # Usage: tests/write/run.sh [--kernel 6.1|6.12|debug|both] [--only GROUP[,GROUP...]]
 #                           [--seed N] [--keep] [--list]
 # Groups: host, mirror, ext4, fio, interop, enospc, failing, logwrites,
-#         powercut, stale, discard, diffdiscard, mempressure.  --kernel picks the kernels of mirror (default both);
+#         powercut, stale, alloczero, discard, diffdiscard, mempressure.
+#         --kernel picks the kernels of mirror (default both);
 #         the other guest groups run on 6.12 unless --kernel names 6.1 only.
 #         --seed fixes the random writes and the power-cut moments (default:
 #         from the clock, printed first).
@@ -40,7 +41,7 @@ KERNEL=both
 ONLY=""
 KEEP=0
 SEED=""
-ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale discard diffdiscard mempressure"
+ALL_GROUPS="host mirror ext4 fio interop enospc failing logwrites powercut stale alloczero discard diffdiscard mempressure"
 
 usage() {
 	sed -n '/^# Usage:/,/^# Output:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -1618,6 +1619,228 @@ group_stale() {
 	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$WORK"/stale*/*.raw "$WORK"/stale*/*.vhdx
 }
 
+# ------------------------------------------------------------ group: alloczero
+#
+# A new block must read as zeros around what its first write covers,
+# wherever its space comes from, and dm-vhdx skips the zeroing only where
+# it made the space zero itself (the device past the image's last object,
+# zeroed at resume where the device offloads it, until allocated).
+#   tail-linear / tail-delay: old data past the end of the image, on a
+#     device with REQ_OP_WRITE_ZEROES (zeroed once at resume) and on one
+#     without (each new block zeroed around its write); partial writes in
+#     three new blocks; also a differencing child on each, whose first
+#     write into a chunk needs a new sector bitmap block (read again
+#     through a new mapping, which loads the bitmaps from the device);
+#   gap: no room past the end; a block's space left as a gap (its old data
+#     there) and a discarded block's space (the disk ignores discards) are
+#     reused by partial writes;
+#   fail-early: the zeroing of a new block fails (error target where it
+#     lands): the write fails, nothing points at the block; a later write
+#     reuses the space that the failed one wrote into;
+#   fail-late: a new block's data write fails halfway into known-zero
+#     space: the space, given back, holds data again and is zeroed on reuse.
+# Checks: the guest's reading against a model built from the pattern file,
+# status counts, qemu-img check and qemu-img's reading (vhdxsetup check
+# for the children).
+
+# az_expect OUT BASE|- SIZE OFF:LEN:SRC...: the model, zeros or BASE with
+# the writes (data from the pattern file at SRC).
+az_expect() {
+	"$PYTHON" - "$WORK/pat.bin" "$@" <<-'EOF2'
+	import sys
+	pat = open(sys.argv[1], "rb").read()
+	out, base, size = sys.argv[2], sys.argv[3], int(sys.argv[4])
+	disk = bytearray(size) if base == "-" else bytearray(open(base, "rb").read()[:size])
+	for w in sys.argv[5:]:
+	    off, ln, src = map(int, w.split(":"))
+	    disk[off:off + ln] = pat[src:src + ln]
+	open(out, "wb").write(disk)
+	EOF2
+}
+
+# az_bitmap CHILD -> empty or why the sector bitmap block of chunk 0 (BAT
+# entry 4096 with 1 MiB blocks) is not all clear but for the 8 sectors of
+# each of wr_az_tail's writes: dm-vhdx itself only ever reads the 4 KiB
+# sectors of it that a commit wrote, but other implementations take the
+# whole block as valid.
+az_bitmap() {
+	"$PYTHON" - "$ROOT/tests/e2e" "$1" <<-'EOF2'
+	import struct, sys
+	sys.path.insert(0, sys.argv[1])
+	from vhdxmangle import Image
+	path = sys.argv[2]
+	img = Image(path)
+	with open(path, "rb") as f:
+	    f.seek(img.bat_offset + 4096 * 8)
+	    e = struct.unpack("<Q", f.read(8))[0]
+	if e & 7 != 6:
+	    print("the sector bitmap entry is 0x%x, not present (6)" % e)
+	    sys.exit(0)
+	with open(path, "rb") as f:
+	    f.seek(e & ~0xfffff)
+	    got = f.read(1 << 20)
+	exp = bytearray(1 << 20)
+	for byte in (640, 1280, 1791):	# sectors 5120, 10240 and 14328, 8 each
+	    exp[byte] = 0xff
+	if got != exp:
+	    i = next(i for i in range(len(exp)) if i >= len(got) or got[i] != exp[i])
+	    old = got.count(b"OLDDATA!")
+	    print("sector bitmap block byte %d is 0x%02x, expected 0x%02x (%d sectors hold the device's old OLDDATA contents)"
+	          % (i, got[i] if i < len(got) else -1, exp[i], old))
+	EOF2
+}
+
+# az_rc ITEM KEY WANT WHAT -> empty or why result KEY is not WANT (0 or fail)
+az_rc() {
+	local v
+	v=$(rget "$1" "$2")
+	if [ "$3" = 0 ] && [ "$v" != 0 ]; then
+		echo "$4 failed (rc=${v:-none}): $(dmesg_of "$1")"
+	elif [ "$3" = fail ] && { [ -z "$v" ] || [ "$v" = 0 ]; }; then
+		echo "$4 succeeded (rc=${v:-none}), it should have failed: a new block not zeroed, or the error target in the wrong place"
+	fi
+}
+
+group_alloczero() {
+	local k=$OTHER_KERNEL d n img vsize=$((8 * MiB)) used r st base pdev mode w t exp
+	local -A AZ_SLOT AZ_IMG
+	plan_init alloczero
+	BOOT_ARGS+=(--bin /usr/sbin/blkdiscard)
+	d=$BOOT_DIR
+	q make -s -C "$ROOT/tools" vhdxsetup
+	head -c "$vsize" "$WORK/pat.bin" > "$d/base.raw"
+	base=$d/base.vhdx
+	q qemu-img convert -f raw -O vhdx -o block_size=1M,log_size=1M "$d/base.raw" "$base"
+	add_disk "$base" ro
+	pdev=$LAST_DEV
+	az_expect "$d/tail.exp" - "$vsize" $((2 * MiB + 524288)):4096:0 $((5 * MiB)):4096:4096 $((7 * MiB - 4096)):4096:12288
+	az_expect "$d/diff.exp" "$d/base.raw" "$vsize" $((2 * MiB + 524288)):4096:0 $((5 * MiB)):4096:4096 $((7 * MiB - 4096)):4096:12288
+	for mode in linear delay; do
+		n=tail-$mode
+		img=$d/$n.vhdx
+		q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" "$vsize"
+		grow "$img" $((8 * MiB)) garbage
+		add_disk "$img"
+		slot "$vsize"
+		AZ_SLOT[$n]=$SLOT AZ_IMG[$n]=$img
+		slot "$vsize"
+		AZ_SLOT[$n-ro]=$SLOT
+		gs "wr_az_tail $n $LAST_DEV $((vsize / 512)) $mode ${AZ_SLOT[$n]} $SLOT"
+		n=diff-$mode
+		img=$d/$n.vhdx
+		q "$ROOT/tools/vhdxsetup" create --block-size 1M --parent "$base" "$img"
+		grow "$img" $((8 * MiB)) garbage
+		add_disk "$img"
+		slot "$vsize"
+		AZ_SLOT[$n]=$SLOT AZ_IMG[$n]=$img
+		slot "$vsize"
+		AZ_SLOT[$n-ro]=$SLOT
+		gs "wr_az_tail $n $LAST_DEV $((vsize / 512)) $mode ${AZ_SLOT[$n]} $SLOT $pdev"
+	done
+	# gap: blocks 0-2 of 0x11, block 1 dropped from the BAT, no room past.
+	n=gap
+	img=$d/$n.vhdx
+	q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" "$vsize"
+	q qemu-io -f vhdx -c "write -P 0x11 0 3M" "$img"
+	q mangle bat-set "$img" 1 0 --payload
+	used=$(wrt info "$img" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["used_end"])')
+	truncate -s "$used" "$img"
+	head -c $((3 * MiB)) /dev/zero | tr '\0' '\021' > "$d/gap.base"
+	head -c $((MiB)) /dev/zero | dd of="$d/gap.base" bs=$MiB seek=0 conv=notrunc status=none
+	head -c $((MiB)) /dev/zero | dd of="$d/gap.base" bs=$MiB seek=1 conv=notrunc status=none
+	truncate -s "$vsize" "$d/gap.base"
+	az_expect "$d/gap.exp" "$d/gap.base" "$vsize" $((5 * MiB + 262144)):4096:0 $((6 * MiB + 524288)):4096:8192
+	add_disk "$img"
+	slot "$vsize"
+	AZ_SLOT[$n]=$SLOT AZ_IMG[$n]=$img
+	gs "wr_az_gap $n $LAST_DEV $((vsize / 512)) $SLOT"
+	# fail-early: 4 KiB at the start of block 3, whose zeroing fails in
+	# its second half; then 4 KiB at 256 KiB.  fail-late: 64 KiB across
+	# the middle of block 3, the second half failing; then 4 KiB at 0.
+	for mode in early late; do
+		n=fail-$mode
+		img=$d/$n.vhdx
+		q qemu-img create -f vhdx -o block_size=1M,log_size=1M "$img" "$vsize"
+		grow "$img" $((8 * MiB)) garbage
+		used=$(wrt info "$img" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["used_end"])')
+		add_disk "$img"
+		slot "$MiB"
+		AZ_SLOT[$n]=$SLOT AZ_IMG[$n]=$img
+		if [ "$mode" = early ]; then
+			gs "wr_az_fail $n $LAST_DEV $((vsize / 512)) $used early $((3 * MiB)) 4096 $((3 * MiB + 262144)) 4096 $SLOT"
+			az_expect "$d/$n.exp" - "$vsize" $((3 * MiB + 262144)):4096:0
+		else
+			gs "wr_az_fail $n $LAST_DEV $((vsize / 512)) $used late $((3 * MiB + 491520)) 65536 $((3 * MiB)) 4096 $SLOT"
+			az_expect "$d/$n.exp" - "$vsize" $((3 * MiB)):4096:0
+		fi
+	done
+	boot "$k" "$k"
+
+	for n in tail-linear tail-delay diff-linear diff-delay gap fail-early fail-late; do
+		t="alloczero[$k]/$n"
+		if [ -n "$BOOT_ERR" ]; then
+			fail "$t" "$BOOT_ERR"
+			continue
+		fi
+		img=${AZ_IMG[$n]}
+		r=$(check_opened "$n")
+		case $n in
+		tail-*|diff-*)
+			[ -z "$r" ] && [ "$(rget "$n" lower)" != 0 ] && r="the lower device could not be created"
+			for w in write1 write2 write3; do
+				[ -z "$r" ] && r=$(az_rc "$n" $w 0 "$w")
+			done
+			[ -z "$r" ] && r=$(check_wstatus "$n" 3)
+			exp=$d/tail.exp
+			case $n in diff-*) exp=$d/diff.exp ;; esac
+			[ -z "$r" ] && r=$(check_copy "$n" "$exp" "${AZ_SLOT[$n]}")
+			[ -z "$r" ] && r=$(check_opened "$n-ro")
+			[ -z "$r" ] && r=$(check_copy "$n-ro" "$exp" "${AZ_SLOT[$n-ro]}")
+			;;
+		gap)
+			[ -z "$r" ] && r=$(az_rc "$n" write1 0 "the write into the gap")
+			st=$(rget "$n" status1)
+			[ -z "$r" ] && [ "$(st_alloc "$st")" != 3 ] && r="status after the first write: '$st' (expected 3 blocks)"
+			[ -z "$r" ] && r=$(az_rc "$n" discard 0 "blkdiscard")
+			st=$(rget "$n" status2)
+			[ -z "$r" ] && [ "$(st_alloc "$st")" != 2 ] && r="status after the discard: '$st' (expected 2 blocks)"
+			[ -z "$r" ] && r=$(az_rc "$n" write2 0 "the write into the discarded block's space")
+			[ -z "$r" ] && r=$(check_wstatus "$n" 3)
+			[ -z "$r" ] && r=$(check_copy "$n" "$d/gap.exp" "${AZ_SLOT[$n]}")
+			;;
+		fail-*)
+			[ -z "$r" ] && [ "$(rget "$n" lower)" != 0 ] && r="the lower device could not be created"
+			[ -z "$r" ] && r=$(az_rc "$n" write1 fail "the write whose block cannot be zeroed or written")
+			st=$(rget "$n" status1)
+			[ -z "$r" ] && [ "$(st_alloc "$st")" != 0 ] && r="status after the failed write: '$st' (expected no block allocated)"
+			[ -z "$r" ] && [ "$(st_health "$st")" != ok ] && r="status after the failed write: '$st' (expected ok)"
+			[ -z "$r" ] && r=$(az_rc "$n" swap2 0 "restoring the lower device")
+			[ -z "$r" ] && r=$(az_rc "$n" write2 0 "the write after the device works again")
+			[ -z "$r" ] && r=$(check_wstatus "$n" 1)
+			[ -z "$r" ] && r=$(check_copy "$n" "$d/$n.exp" "${AZ_SLOT[$n]}" 3 1)
+			;;
+		esac
+		case $n in
+		diff-*)
+			if [ -z "$r" ] && ! "$ROOT/tools/vhdxsetup" check "$img" > "$d/check.out" 2>&1; then
+				r="vhdxsetup check: $(oneline 300 < "$d/check.out")"
+			fi
+			[ -z "$r" ] && r=$(az_bitmap "$img")
+			;;
+		*)
+			[ -z "$r" ] && r=$(qemu_check "$img")
+			[ -z "$r" ] && r=$(to_raw "$img" "$d/$n.raw")
+			exp=$d/$n.exp
+			case $n in tail-*) exp=$d/tail.exp ;; esac
+			[ -z "$r" ] && ! cmp -s "$exp" "$d/$n.raw" &&
+				r="qemu-img's reading differs from the model: $(cmp "$exp" "$d/$n.raw" 2>&1 | head -n 1)"
+			;;
+		esac
+		verdict "$t" "$r"
+	done
+	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.vhdx "$d"/*.raw
+}
+
 # ------------------------------------------------------------ group: discard
 #
 # Discarded blocks are given back and their space is reused, also while
@@ -1882,6 +2105,7 @@ run_group failing group_failing
 run_group logwrites group_logwrites
 run_group powercut group_powercut
 run_group stale group_stale
+run_group alloczero group_alloczero
 run_group discard group_discard
 run_group diffdiscard group_diffdiscard
 run_group mempressure group_mempressure
