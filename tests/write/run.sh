@@ -189,7 +189,8 @@ qemu_ops() {
 }
 
 # status fields: "0 LEN vhdx LSS PSS BS A/T LOGSTATE ro|rw HEALTH"
-st_health() { awk '{ print $NF }' <<< "$1"; }
+# Field 10 of the status line; differencing images add bitmap cache fields after it.
+st_health() { awk '{ print $10 }' <<< "$1"; }
 st_alloc() { grep -oE '[0-9]+/[0-9]+' <<< "$1" | head -n 1 | cut -d/ -f1; }
 has_word() { printf ' %s ' "$1" | tr '\t/=,:()' '       ' | grep -qiw -- "$2"; }
 
