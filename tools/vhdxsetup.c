@@ -28,7 +28,6 @@
 #define BLKGETSIZE64	_IOR(0x12, 114, size_t)
 #endif
 
-
 #define VHDXSETUP_CREATOR	"vhdxsetup"
 
 const char *progname = "vhdxsetup";
@@ -1348,15 +1347,17 @@ static int chain_add_parent(struct chain *c)
 			why);
 		return EXIT_TROUBLE;
 	}
-	if (l->img.geo.virtual_size != child->img.geo.virtual_size ||
-	    l->img.geo.logical_sector_size !=
+	/*
+	 * The virtual sizes may differ (a child grown by resize, as Hyper-V
+	 * allows): past its parent's end a child reads zeros, and a larger
+	 * parent is read only as far as the child reaches.
+	 */
+	if (l->img.geo.logical_sector_size !=
 	    child->img.geo.logical_sector_size) {
 		fprintf(stderr,
-			"%s: %s: its parent %s has %llu bytes of %u-byte sectors, not %llu bytes of %u-byte sectors\n",
+			"%s: %s: its parent %s has %u-byte sectors, not %u-byte sectors\n",
 			progname, child->path, l->path,
-			(unsigned long long)l->img.geo.virtual_size,
 			l->img.geo.logical_sector_size,
-			(unsigned long long)child->img.geo.virtual_size,
 			child->img.geo.logical_sector_size);
 		return EXIT_PROBLEMS;
 	}

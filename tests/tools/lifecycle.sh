@@ -669,9 +669,9 @@ else
 	fail lc-resize-fixed "$(tail -1 "$work/out")"
 fi
 
-# A differencing child may be resized (Hyper-V allows it).  Neither we nor
-# libvhdi read a chain whose parent is smaller, so the child is grown,
-# checked, and shrunk back; then the chain reads as before.
+# A differencing child may be resized (Hyper-V allows it): grown, it reads
+# zeros past its parent's end (libvhdi does not read such a chain), and
+# shrunk back the chain reads as before.
 "$setup" create --block-size 1M "$work/lc-dp.vhdx" 6M >/dev/null &&
 	qemu-io -f vhdx -c "write -P 0x5a 0 6M" "$work/lc-dp.vhdx" >/dev/null &&
 	"$setup" create --parent "$work/lc-dp.vhdx" "$work/lc-dc.vhdx" >/dev/null &&
@@ -684,6 +684,20 @@ if "$setup" resize "$work/lc-dc.vhdx" 10M >"$work/out" 2>&1 &&
 else
 	fail lc-resize-differencing-grow "$(tail -1 "$work/out") $(tail -1 "$work/err")"
 fi
+# A copy written across the parent's end (vhdx-poke.py, a writer of its
+# own), read through the chain: the parent's data, the child's sectors,
+# zeros past the parent's end.
+cp "$work/lc-dc.vhdx" "$work/lc-dc2.vhdx"
+$poke "$work/lc-dc2.vhdx" $((6 * M - 1024)) 4096 0x73
+lc_raw "$work/lc-exp-grown.raw" $((10 * M)) 0 $((6 * M)) 0x5a $((5 * M)) 4096 0x71 \
+	$((6 * M - 1024)) 4096 0x73
+rm -f "$work/lc-out.raw"
+if "$setup" convert --to raw "$work/lc-dc2.vhdx" "$work/lc-out.raw" 2>"$work/err"; then
+	lc_cmp resize-differencing-grown-content "$work/lc-out.raw" "$work/lc-exp-grown.raw"
+else
+	fail lc-resize-differencing-grown-content "$(tail -1 "$work/err")"
+fi
+rm -f "$work/lc-out.raw"
 if "$setup" resize --shrink "$work/lc-dc.vhdx" 6M >"$work/out" 2>&1 &&
    "$setup" convert --to raw "$work/lc-dc.vhdx" "$work/lc-out.raw" 2>"$work/err" &&
    cmp -s "$work/lc-out.raw" "$work/lc-exp.raw" &&
