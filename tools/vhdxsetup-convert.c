@@ -26,10 +26,9 @@ static int link_read_block(struct chain *c, unsigned int i, u64 off, u8 *buf,
 {
 	struct vhdx_image *img = &c->link[i].img;
 	u32 lss = img->geo.logical_sector_size;
-	u64 e, within;
+	u64 block = off >> img->geo.block_shift, e, within;
 
-	e = vhdx_bat_get(img, vhdx_bat_payload_index(&img->geo,
-						      off >> img->geo.block_shift));
+	e = vhdx_bat_get(img, vhdx_bat_payload_index(&img->geo, block));
 	within = off & (img->geo.block_size - 1);
 	switch (vhdx_bat_state(e)) {
 	case VHDX_PAYLOAD_FULLY_PRESENT:

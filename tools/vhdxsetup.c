@@ -33,7 +33,6 @@
 const char *progname = "vhdxsetup";
 
 
-
 /* ------------------------------------------------------------------ */
 /* The device behind struct vhdx_io: a file or block device. */
 
