@@ -1138,8 +1138,8 @@ static int parse_flags(const char *cmd, int argc, char **argv,
  * partially present block).  The file stays sparse, so this costs no
  * space.
  */
-static int open_extend(struct image_file *f, const struct vhdx_image *img,
-		       u64 *old_size)
+int open_extend(struct image_file *f, const struct vhdx_image *img,
+		u64 *old_size)
 {
 	u64 need = img->data_end +
 		   ((img->geo.payload_blocks - img->allocated_blocks) <<
