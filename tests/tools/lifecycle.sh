@@ -4,7 +4,8 @@
 # provides pass, fail, $setup, $work and json_get and counts the results.
 # Run alone (bash tests/tools/lifecycle.sh), it sets those up itself and
 # prints "N passed, M failed"; LC_CRASH=0 skips the interruption loops
-# (VHDXSETUP_CRASH_AFTER over every write of resize and set-parent), and
+# (VHDXSETUP_CRASH_AFTER over every write of resize, set-parent and merge
+# --into), and
 # LC_ONLY=edit runs only the tests of resize, set-parent and merge --into.
 lc_alone=
 if ! declare -F pass >/dev/null; then
@@ -891,6 +892,70 @@ lc_refuse_says merge-into-not-parent 2 "immediate parent only" "$setup" merge "$
 lc_refuse merge-into-missing 2 "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-nonexistent.vhdx"
 lc_refuse merge-into-not-differencing 2 "$setup" merge "$work/lc-b.vhdx" --into "$work/lc-m.vhdx"
 lc_refuse_says merge-into-and-flatten 2 "exclude each other" "$setup" merge --flatten "$work/lc-x.vhdx" --into "$work/lc-m.vhdx" "$work/lc-t.vhdx"
+# Interrupted after any write: until the parent's last header update the
+# child still links to it and the chain reads as before, clean after a
+# replay, and merging again completes; after it, the parent alone reads
+# the chain's content and the child no longer opens.
+lc_crash_merge() {
+	local n=0 bad= rc merged=0 d=$work/lc-cr
+	mkdir -p "$work/lc-cr0" "$d"
+	# Moved away meanwhile: the locators' absolute paths must not find
+	# the originals when the copies do not link.
+	mv "$work/lc-b.vhdx" "$work/lc-m.vhdx" "$work/lc-t.vhdx" "$work/lc-cr0/"
+	while :; do
+		n=$((n + 1))
+		cp "$work"/lc-cr0/*.vhdx "$d/"
+		VHDXSETUP_CRASH_AFTER=$n "$setup" merge --quiet "$d/lc-t.vhdx" \
+			--into "$d/lc-m.vhdx" >/dev/null 2>&1
+		rc=$?
+		[ "$rc" = 99 ] || break
+		if ! lc_chain_raw "$d/lc-t.vhdx" "$work/lc-out.raw"; then
+			# Only the last header update unlinks the child.
+			if grep -q "parent_linkage" "$work/err" &&
+			   lc_chain_raw "$d/lc-m.vhdx" "$work/lc-out.raw" &&
+			   cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+				merged=$((merged + 1))
+				"$setup" check --repair "$d/lc-m.vhdx" >/dev/null 2>&1
+				if ! "$setup" check "$d/lc-m.vhdx" >"$work/err" 2>&1; then
+					bad="after write $n (unlinked) the parent: $(tail -1 "$work/err")"; break
+				fi
+				continue
+			fi
+			bad="after write $n the chain does not open: $(tail -1 "$work/err")"; break
+		fi
+		if ! cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+			bad="after write $n the chain reads other data: $(cmp "$work/lc-out.raw" "$work/lc-exp.raw" 2>&1 | head -1)"; break
+		fi
+		if ! "$setup" check --repair "$d/lc-m.vhdx" >"$work/err" 2>&1 ||
+		   ! "$setup" check "$d/lc-m.vhdx" >"$work/err" 2>&1; then
+			bad="after write $n the parent: $(tail -1 "$work/err")"; break
+		fi
+		if ! lc_chain_raw "$d/lc-t.vhdx" "$work/lc-out.raw" ||
+		   ! cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+			bad="after write $n and the replay the chain reads other data: $(tail -1 "$work/err")"; break
+		fi
+		if ! "$setup" merge --quiet "$d/lc-t.vhdx" --into "$d/lc-m.vhdx" >"$work/err" 2>&1; then
+			bad="after write $n merging again fails: $(tail -1 "$work/err")"; break
+		fi
+		if ! "$setup" check "$d/lc-m.vhdx" >"$work/err" 2>&1 ||
+		   ! lc_chain_raw "$d/lc-m.vhdx" "$work/lc-out.raw" ||
+		   ! cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+			bad="after write $n and a second merge the parent reads other data: $(tail -1 "$work/err")"; break
+		fi
+		if "$setup" convert --to raw "$d/lc-t.vhdx" "$work/lc-x.raw" >/dev/null 2>&1; then
+			bad="after write $n and a second merge the child still opens"; break
+		fi
+		rm -f "$work/lc-x.raw"
+	done
+	mv "$work"/lc-cr0/*.vhdx "$work/"
+	if [ -z "$bad" ] && [ "$rc" = 0 ] && [ "$n" -ge 4 ]; then
+		pass "lc-crash-merge-into ($((n - 1)) interruptions, $merged after the unlinking header)"
+	else
+		fail lc-crash-merge-into "${bad:-exit $rc after $n tries}"
+	fi
+	rm -rf "$d" "$work/lc-cr0"
+}
+[ "${LC_CRASH:-1}" = 0 ] || lc_crash_merge
 if "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-m.vhdx" >"$work/out" 2>&1 &&
    grep -q "no longer valid" "$work/out"; then
 	if "$setup" check "$work/lc-m.vhdx" >"$work/err" 2>&1; then
