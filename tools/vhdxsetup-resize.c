@@ -18,7 +18,9 @@
  *     edit_log() flush 1. before the entry is written.
  *  3. The entry is applied in place and the log emptied (edit_end()).
  *  4. A shrink zeroes the BAT entries past the new end last: no reader
- *     sees them any more, and a later grow must find them clear.
+ *     sees them any more, and a later grow must find them clear.  Then
+ *     the file is cut after its last object (image_trim()): the blocks
+ *     past the new end that only held zeros are free space now.
  *
  * A differencing image may be resized as Hyper-V allows: what lies past
  * its parent's size reads zeros (sectors not in the child, with no parent
@@ -464,6 +466,13 @@ out:
 	free(r.bat);
 	free(r.u);
 	edit_close(&e);
+	/*
+	 * The blocks past the new end are no longer in the BAT, stable (see
+	 * resize_run()): the file ends where its last object does now, as
+	 * after compact.  Once the lock is given back: image_trim() takes it.
+	 */
+	if (!ret && size < old)
+		image_trim(path);
 	return ret;
 }
 

@@ -1541,14 +1541,14 @@ int find_mapping(const char *name, struct vhdx_mapping *m,
 }
 
 /*
- * After a writable mapping: cut the file back to the end of the last
- * object its BAT and regions use, read from the closed image.  A log that
+ * After a writable mapping or a shrink: cut the file back to the end of
+ * the last object its BAT and regions use, read from the closed image.  A log that
  * is not empty may refer to space beyond: then the file is left alone.
  * So is a file with LeaveBlockAllocated (MS-VHDX 2.6.2.1: a fixed image
  * keeps room for every block; QEMU's have ZERO blocks and preallocated
  * space that no BAT entry names): open only grew it to that room.
  */
-static void close_trim(const char *path)
+void image_trim(const char *path)
 {
 	struct vhdx_image img = { 0 };
 	struct image_file f;
@@ -1662,7 +1662,7 @@ static int cmd_close(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!m.read_only && m.backing[0])
-		close_trim(m.backing);
+		image_trim(m.backing);
 	return EXIT_OK;
 }
 

@@ -108,6 +108,12 @@ int cmd_list(int argc, char **argv);
  */
 int open_extend(struct image_file *f, const struct vhdx_image *img,
 		u64 *old_size);
+/*
+ * Cuts the file of the closed, clean image @path to the end of its last
+ * object (not one with LeaveBlockAllocated, nor one with a log to
+ * replay); says why not on stderr.
+ */
+void image_trim(const char *path);
 
 /*
  * EXIT_TROUBLE, with a message naming the mapping, if a file of @c is in
