@@ -40,15 +40,16 @@ static int vhdx_chain_check(struct dm_target *ti, struct vhdx_target *vt,
 	const struct vhdx_geometry *cg = &child->geo, *pg = &p->img.geo;
 	char want[VHDX_GUID_STRING_SIZE], have[VHDX_GUID_STRING_SIZE];
 
-	if (cg->virtual_size != pg->virtual_size ||
-	    cg->logical_sector_size != pg->logical_sector_size) {
+	/*
+	 * The virtual sizes may differ: a child may be grown past its parent
+	 * (Hyper-V allows it; vhdx_resolve() reads zeros past the parent's
+	 * end), and a larger parent is read only as far as the child reaches.
+	 */
+	if (cg->logical_sector_size != pg->logical_sector_size) {
 		vhdx_set_error(ti,
-			       "Parent %s (%llu bytes, %u-byte sectors) does not match %s (%llu bytes, %u-byte sectors)",
-			       p->dev->name,
-			       (unsigned long long)pg->virtual_size,
-			       pg->logical_sector_size, child_name,
-			       (unsigned long long)cg->virtual_size,
-			       cg->logical_sector_size);
+			       "Parent %s (%u-byte sectors) does not match %s (%u-byte sectors)",
+			       p->dev->name, pg->logical_sector_size,
+			       child_name, cg->logical_sector_size);
 		return -EINVAL;
 	}
 	if (vhdx_linked(child, &p->img))
@@ -190,7 +191,7 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 	unsigned int layer, shift, lss_shift;
 	struct vhdx_image *img;
 	struct block_device *bdev;
-	sector_t in_block;
+	sector_t in_block, end;
 	u64 index, entry, run;
 	bool present;
 	int ret;
@@ -202,6 +203,16 @@ void vhdx_resolve(struct vhdx_target *vt, sector_t sector, sector_t len,
 	ext->err = 0;
 	for (layer = 0; layer <= vt->nr_parents; layer++) {
 		img = vhdx_layer(vt, layer, &bdev, &shift);
+		/*
+		 * Past the end of a parent smaller than the child, the chain
+		 * reads zeros whatever deeper parents hold: that range is no
+		 * part of this parent's disk, and its BAT has no entry for it
+		 * (nor for the bytes past the end of its last block).
+		 */
+		end = img->geo.virtual_size >> SECTOR_SHIFT;
+		if (sector >= end)
+			goto zeros;
+		len = min_t(sector_t, len, end - sector);
 		in_block = sector & ((1ULL << shift) - 1);
 		len = min_t(sector_t, len, (1ULL << shift) - in_block);
 		index = vhdx_bat_payload_index(&img->geo, sector >> shift);

@@ -11,6 +11,7 @@
 #include <linux/blkdev.h>
 #include <linux/dm-io.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 
 #include "dm-vhdx.h"
 
@@ -669,12 +670,93 @@ static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 	return DM_ENDIO_DONE;
 }
 
+/*
+ * The current header on the device, as an open picks it: the valid one
+ * with the higher sequence number.  Two 4 KiB reads.
+ */
+static int vhdx_read_header_id(struct vhdx_target *vt,
+			       struct vhdx_header_id *id)
+{
+	static const u64 offsets[] = { VHDX_HEADER1_OFFSET, VHDX_HEADER2_OFFSET };
+	struct vhdx_header *h;
+	unsigned int i, noio;
+	bool found = false;
+	const char *why;
+	int ret = 0;
+
+	/* Called while the device is suspended: no reclaim may wait on it. */
+	noio = memalloc_noio_save();
+	h = vhdx_alloc(VHDX_HEADER_SIZE);
+	memalloc_noio_restore(noio);
+	if (!h)
+		return -ENOMEM;
+	for (i = 0; i < ARRAY_SIZE(offsets); i++) {
+		ret = vt->io.read(vt->io.priv, offsets[i], h, VHDX_HEADER_SIZE);
+		if (ret)
+			break;
+		if (vhdx_header_check(h, &why) ||
+		    (found && le64_to_cpu(h->sequence_number) <= id->sequence_number))
+			continue;
+		id->sequence_number = le64_to_cpu(h->sequence_number);
+		id->file_write_guid = h->file_write_guid;
+		id->data_write_guid = h->data_write_guid;
+		id->log_guid = h->log_guid;
+		found = true;
+	}
+	vhdx_free(h);
+	if (!ret && !found)
+		ret = -EINVAL;
+	return ret;
+}
+
+/*
+ * After this, until the next resume, nothing of this table writes: the
+ * writer committed and emptied the log, and a table that replaces this
+ * one (a reload) opens the image only at its own preresume.  What is on
+ * disk now is noted, so that a resume of this very table can tell
+ * whether someone changed the image meanwhile (see vhdx_preresume()).
+ */
 static void vhdx_postsuspend(struct dm_target *ti)
 {
 	struct vhdx_target *vt = ti->private;
 
 	if (!vt->read_only)
 		vhdx_writer_stop(vt);
+	vt->on_disk_known = !vhdx_read_header_id(vt, &vt->on_disk);
+	vt->suspended = true;
+}
+
+/*
+ * A table resumed after a suspend, without a reload, still holds the BAT,
+ * sector bitmaps and geometry it had: if a tool changed the image in
+ * between (vhdxsetup resize that failed after writing, then resumed the
+ * old table), writing with that state would corrupt the image.  Any
+ * change of the image updates its header (a new sequence number and
+ * FileWriteGuid), so comparing the current header is enough.
+ */
+static int vhdx_check_unchanged(struct vhdx_target *vt)
+{
+	struct vhdx_header_id now;
+	int ret = vhdx_read_header_id(vt, &now);
+
+	if (ret) {
+		DMERR("%s: %s (%d): not resumed", vhdx_name(vt),
+		      "cannot read the headers to check that the image did not change while suspended",
+		      ret);
+		return ret;
+	}
+	if (vt->on_disk_known &&
+	    now.sequence_number == vt->on_disk.sequence_number &&
+	    guid_equal(&now.file_write_guid, &vt->on_disk.file_write_guid) &&
+	    guid_equal(&now.data_write_guid, &vt->on_disk.data_write_guid) &&
+	    guid_equal(&now.log_guid, &vt->on_disk.log_guid))
+		return 0;
+	DMERR("%s: %s (header sequence number %llu, now %llu): %s",
+	      vhdx_name(vt), "the image changed while the device was suspended",
+	      (unsigned long long)vt->on_disk.sequence_number,
+	      (unsigned long long)now.sequence_number,
+	      "not resumed with a stale BAT; load the table again");
+	return -ESTALE;
 }
 
 /* The old table of a reload is suspended now: open the image for real. */
@@ -713,7 +795,12 @@ static int vhdx_preresume(struct dm_target *ti)
 		ret = vhdx_reopen(vt);
 		if (ret)
 			return ret;
+	} else if (vt->suspended) {
+		ret = vhdx_check_unchanged(vt);
+		if (ret)
+			return ret;
 	}
+	vt->suspended = false;
 	/* The device may have grown (truncate -s, losetup -c) meanwhile. */
 	if (size > vt->img.device_size) {
 		vt->img.device_size = size;

@@ -82,6 +82,14 @@ enum {
 	VHDX_COMMIT_DUE,	/* the periodic commit timer fired */
 };
 
+/* What tells one state of an image on disk from another: its current header. */
+struct vhdx_header_id {
+	u64 sequence_number;
+	guid_t file_write_guid;
+	guid_t data_write_guid;
+	guid_t log_guid;
+};
+
 struct vhdx_target {
 	struct dm_target *ti;
 	struct dm_dev *dev;
@@ -94,6 +102,9 @@ struct vhdx_target {
 	bool skip_linkage_check;	/* feature arg no_linkage_check */
 	bool reopen;			/* opened read-only until preresume */
 	bool published;			/* its parents may be looked at */
+	bool suspended;			/* postsuspend ran: check on_disk */
+	bool on_disk_known;		/* on_disk was read at postsuspend */
+	struct vhdx_header_id on_disk;	/* the header when it was suspended */
 	struct list_head node;		/* in the registry of all tables */
 	unsigned int commit_ms;		/* 0: commit on flush only */
 	unsigned long flags;

@@ -17,23 +17,18 @@
 #include "../vhdx/create.h"
 #include "vhdxsetup.h"
 
-
-/* Reads [@off, @off + @len) of link @i's virtual disk; never crosses a block. */
 static int link_read(struct chain *c, unsigned int i, u64 off, u8 *buf,
-		     u64 len)
-{
-	struct vhdx_image *img;
-	u64 e, within;
-	u32 lss;
+		     u64 len);
 
-	if (i >= c->count) {
-		memset(buf, 0, len);
-		return 0;
-	}
-	img = &c->link[i].img;
-	lss = img->geo.logical_sector_size;
-	e = vhdx_bat_get(img, vhdx_bat_payload_index(&img->geo,
-						      off >> img->geo.block_shift));
+/* Reads [@off, @off + @len) of link @i's virtual disk, within one of its blocks. */
+static int link_read_block(struct chain *c, unsigned int i, u64 off, u8 *buf,
+			   u64 len)
+{
+	struct vhdx_image *img = &c->link[i].img;
+	u32 lss = img->geo.logical_sector_size;
+	u64 block = off >> img->geo.block_shift, e, within;
+
+	e = vhdx_bat_get(img, vhdx_bat_payload_index(&img->geo, block));
 	within = off & (img->geo.block_size - 1);
 	switch (vhdx_bat_state(e)) {
 	case VHDX_PAYLOAD_FULLY_PRESENT:
@@ -68,6 +63,48 @@ static int link_read(struct chain *c, unsigned int i, u64 off, u8 *buf,
 		memset(buf, 0, len);
 		return 0;
 	}
+}
+
+/*
+ * Reads [@off, @off + @len) of link @i's virtual disk, split at its
+ * blocks (a child's block may span several of its parent's).  Past the
+ * end of a parent smaller than its child, the chain reads zeros, as
+ * Hyper-V reads it and as the module does (vhdx_resolve()): that range
+ * is no part of the parent's disk, whatever its BAT or deeper parents say.
+ */
+static int link_read(struct chain *c, unsigned int i, u64 off, u8 *buf,
+		     u64 len)
+{
+	const struct vhdx_geometry *g;
+	u64 n;
+	int ret;
+
+	if (i >= c->count) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	g = &c->link[i].img.geo;
+	if (off >= g->virtual_size) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (len > g->virtual_size - off) {
+		memset(buf + (g->virtual_size - off), 0,
+		       len - (g->virtual_size - off));
+		len = g->virtual_size - off;
+	}
+	while (len) {
+		n = g->block_size - (off & (g->block_size - 1));
+		if (n > len)
+			n = len;
+		ret = link_read_block(c, i, off, buf, n);
+		if (ret)
+			return ret;
+		off += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
 }
 
 static int source_read(struct source *s, u64 off, u8 *buf, u64 len)

@@ -320,6 +320,68 @@ int dm_vhdx_query(const char *name, struct vhdx_mapping *m, char *err)
 	return ret;
 }
 
+static int dm_simple(int type, const char *name, bool udev, const char *what,
+		     char *err)
+{
+	struct dm_task *dmt;
+	int ok;
+
+	dmt = dm_task_new(type, err);
+	if (!dmt)
+		return -1;
+	ok = dm_task_set_name(dmt, name) && dm_run(dmt, udev);
+	if (!ok)
+		dm_err(err, what);
+	dm_task_destroy(dmt);
+	return ok ? 0 : -1;
+}
+
+int dm_vhdx_suspend(const char *name, char *err)
+{
+	return dm_simple(DM_DEVICE_SUSPEND, name, false,
+			 "suspending the device-mapper device", err);
+}
+
+int dm_vhdx_resume(const char *name, char *err)
+{
+	/* A new size changes the device node's size: udev hears of it. */
+	return dm_simple(DM_DEVICE_RESUME, name, true,
+			 "resuming the device-mapper device", err);
+}
+
+int dm_vhdx_reload(const char *name, uint64_t sectors, const char *params,
+		   bool read_only, char *err)
+{
+	struct dm_task *dmt;
+	int ok;
+
+	dmt = dm_task_new(DM_DEVICE_RELOAD, err);
+	if (!dmt)
+		return -1;
+	ok = dm_task_set_name(dmt, name) &&
+	     dm_task_add_target(dmt, 0, sectors, "vhdx", params) &&
+	     (!read_only || dm_task_set_ro(dmt)) && dm_run(dmt, false);
+	if (!ok)
+		dm_err(err, "loading the new table");
+	dm_task_destroy(dmt);
+	return ok ? 0 : -1;
+}
+
+int loop_set_capacity(const char *dev, char *err)
+{
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || ioctl(fd, LOOP_SET_CAPACITY, 0)) {
+		set_err(err, "%s: cannot update its size: %s", dev,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int dm_vhdx_remove(const char *name, char *err)
 {
 	struct dm_task *dmt;

@@ -64,6 +64,20 @@ int dm_vhdx_query(const char *name, struct vhdx_mapping *m, char *err);
 void dev_find_loop(const char *device, char *loop, size_t loop_len,
 		   char *backing, size_t backing_len);
 
+/*
+ * Suspends the device (a writable vhdx table commits and empties its log:
+ * nothing of it writes until it resumes), resumes it (with the table
+ * loaded meanwhile, if any), or loads @params as its new inactive table
+ * of @sectors.  0, or -1 with @err.
+ */
+int dm_vhdx_suspend(const char *name, char *err);
+int dm_vhdx_resume(const char *name, char *err);
+int dm_vhdx_reload(const char *name, uint64_t sectors, const char *params,
+		   bool read_only, char *err);
+
+/* Makes loop @dev take its backing file's current size (losetup -c). */
+int loop_set_capacity(const char *dev, char *err);
+
 /* Removes the device (the table commits and empties the log first). */
 int dm_vhdx_remove(const char *name, char *err);
 

@@ -21,7 +21,8 @@
 
 #define METADATA_REGION_READ_MAX	(64 * VHDX_MiB)
 
-int edit_open(struct edit *e, const char *path, bool keep_data_write_guid)
+static int edit_open_as(struct edit *e, const char *path,
+			bool keep_data_write_guid, bool suspended)
 {
 	int ret;
 
@@ -29,8 +30,13 @@ int edit_open(struct edit *e, const char *path, bool keep_data_write_guid)
 	e->path = path;
 	if (image_file_open(&e->f, path, O_RDWR))
 		return EXIT_TROUBLE;
-	/* Before the open, which may replay a log: no one else is changing it. */
-	if (image_lock_for_change(path, e->f.fd)) {
+	/*
+	 * Before the open, which may replay a log: no one else is changing
+	 * it.  A suspended mapping of it writes nothing until its caller
+	 * loads a new table (resize of a mapped image).
+	 */
+	if (suspended ? image_lock(path, e->f.fd, false) :
+			image_lock_for_change(path, e->f.fd)) {
 		close(e->f.fd);
 		return EXIT_TROUBLE;
 	}
@@ -51,6 +57,16 @@ int edit_open(struct edit *e, const char *path, bool keep_data_write_guid)
 	e->img.txn.keep_data_write_guid = keep_data_write_guid;
 	e->opened = true;
 	return EXIT_OK;
+}
+
+int edit_open(struct edit *e, const char *path, bool keep_data_write_guid)
+{
+	return edit_open_as(e, path, keep_data_write_guid, false);
+}
+
+int edit_open_suspended(struct edit *e, const char *path)
+{
+	return edit_open_as(e, path, false, true);
 }
 
 void edit_close(struct edit *e)

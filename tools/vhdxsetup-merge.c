@@ -9,11 +9,15 @@
  * parent's virtual disk: in place where the parent has the block, else
  * in a new block past the end of the parent's file that only the BAT
  * entry, logged at the commit after the data is stable, makes visible.
- * Overwriting the parent's present blocks in place is not atomic: an
- * interrupted merge leaves a parent that opens, with some of the child's
- * sectors in it, and a child that no longer links to it (the parent's
- * DataWriteGuid changed first); the child still holds all its sectors,
- * so "set-parent --ignore-id-mismatch" and merging again finishes it.
+ * Overwriting the parent's present blocks in place is not atomic, so the
+ * parent keeps its DataWriteGuid until the very end: the child still
+ * links to it and still holds every sector it had, and each sector the
+ * parent gets is one that the child hides from the chain.  An interrupted
+ * merge therefore leaves a chain that reads as before (a dirty log in the
+ * parent is replayed by the next open), and merging again finishes it.
+ * Only once everything is merged, stable and the log empty does the
+ * parent get a new DataWriteGuid, one header update that invalidates the
+ * child: Merge-VHD's order, where the child is removed at the end.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -201,6 +205,23 @@ static int merge_block(struct vhdx_image *child, struct edit *p, u64 block,
 	}
 }
 
+/*
+ * The parent holds the child's data now, stable, its log empty: a new
+ * DataWriteGuid says that its content changed, which also unlinks the
+ * child and any other child of the parent (their view is no longer what
+ * they were made over).  One header update: before it the chain reads as
+ * before, after it the parent reads as the chain did.
+ */
+static int merge_commit(struct edit *p)
+{
+	static const guid_t null_guid;
+	struct vhdx_image *img = &p->img;
+	guid_t fwg = img->header.file_write_guid, dwg;
+
+	vhdx_guid_gen(&dwg);
+	return vhdx_header_update(img, &fwg, &dwg, &null_guid);
+}
+
 static int merge_into(struct chain *c, const char *into, bool quiet)
 {
 	struct vhdx_image *child = &c->link[0].img;
@@ -224,13 +245,18 @@ static int merge_into(struct chain *c, const char *into, bool quiet)
 	/* The child must not change under the merge either. */
 	if (image_lock_for_change(c->link[0].path, c->link[0].f.fd))
 		return EXIT_TROUBLE;
-	ret = edit_open(&p, c->link[1].path, false);
+	/* The new DataWriteGuid comes last, from merge_commit(). */
+	ret = edit_open(&p, c->link[1].path, true);
 	if (ret)
 		return ret;
 	ret = EXIT_TROUBLE;
 	if (p.img.geo.virtual_size != child->geo.virtual_size) {
-		fprintf(stderr, "%s: %s: not the size of %s\n", progname,
-			into, c->link[0].path);
+		fprintf(stderr,
+			"%s: %s: %llu bytes, not the %llu of %s; merge --flatten OUT makes a standalone image of the chain instead\n",
+			progname, into,
+			(unsigned long long)p.img.geo.virtual_size,
+			(unsigned long long)child->geo.virtual_size,
+			c->link[0].path);
 		goto out;
 	}
 	buf = malloc(bs);
@@ -260,7 +286,7 @@ static int merge_into(struct chain *c, const char *into, bool quiet)
 		}
 		progress(&pr, block + 1, child->geo.payload_blocks);
 	}
-	if (edit_end(&p)) {
+	if (edit_end(&p) || merge_commit(&p)) {
 		edit_fail(&p, -EIO);
 		goto out;
 	}

@@ -18,7 +18,9 @@
  *     edit_log() flush 1. before the entry is written.
  *  3. The entry is applied in place and the log emptied (edit_end()).
  *  4. A shrink zeroes the BAT entries past the new end last: no reader
- *     sees them any more, and a later grow must find them clear.
+ *     sees them any more, and a later grow must find them clear.  Then
+ *     the file is cut after its last object (image_trim()): the blocks
+ *     past the new end that only held zeros are free space now.
  *
  * A differencing image may be resized as Hyper-V allows: what lies past
  * its parent's size reads zeros (sectors not in the child, with no parent
@@ -29,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhdxsetup.h"
@@ -392,40 +396,21 @@ static int resize_run(struct resize *r, bool fixed)
 	return ret;
 }
 
-int cmd_resize(int argc, char **argv)
+/*
+ * Resizes @path in place; @online: its mapping is suspended, and @e is
+ * opened without refusing it.  An exit status.
+ */
+static int resize_image(const char *path, u64 size, bool shrink, bool quiet,
+			bool online)
 {
-	enum { OPT_SHRINK = 256 };
-	static const struct option opts[] = {
-		{ "shrink", no_argument, NULL, OPT_SHRINK },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool shrink = false, quiet = false, fixed;
 	struct resize r = { 0 };
 	struct edit e;
-	const char *path;
-	u64 size, old;
-	int c, ret;
+	bool fixed;
+	u64 old;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_SHRINK:
-			shrink = true;
-			break;
-		default:
-			ret = common_option("resize", c, &quiet);
-			if (ret)
-				return ret;
-		}
-	}
-	if (argc - optind != 2)
-		return usage_error("resize", "%s", "expects IMAGE and SIZE");
-	path = argv[optind];
-	if (parse_size(argv[optind + 1], &size) || !size)
-		return usage_error("resize", "bad size '%s'", argv[optind + 1]);
-
-	ret = edit_open(&e, path, false);
+	ret = online ? edit_open_suspended(&e, path) :
+		       edit_open(&e, path, false);
 	if (ret)
 		return ret;
 	r.e = &e;
@@ -450,9 +435,10 @@ int cmd_resize(int argc, char **argv)
 	}
 	if (size < old && !shrink) {
 		fprintf(stderr,
-			"%s: %s: %llu bytes is smaller than its %llu; shrinking needs --shrink\n",
+			"%s: %s: %llu bytes is smaller than its %llu; shrinking needs --shrink%s\n",
 			progname, path, (unsigned long long)size,
-			(unsigned long long)old);
+			(unsigned long long)old,
+			online ? ", and the image must not be mapped" : "");
 		goto out;
 	}
 	fixed = image_is_fixed(&e.img);
@@ -480,5 +466,211 @@ out:
 	free(r.bat);
 	free(r.u);
 	edit_close(&e);
+	/*
+	 * The blocks past the new end are no longer in the BAT, stable (see
+	 * resize_run()): the file ends where its last object does now, as
+	 * after compact.  Once the lock is given back: image_trim() takes it.
+	 */
+	if (!ret && size < old)
+		image_trim(path);
+	return ret;
+}
+
+/* How @path is mapped, if it is. */
+struct resize_mapping {
+	struct stat st;
+	char name[256];			/* mapped as the image, read-write */
+	struct vhdx_mapping m;
+	bool refused;			/* said why it cannot be resized */
+};
+
+static bool same_inode(const char *backing, const struct stat *st)
+{
+	struct stat b;
+
+	return backing[0] && !stat(backing, &b) && b.st_dev == st->st_dev &&
+	       b.st_ino == st->st_ino;
+}
+
+static int resize_mapping_one(const char *name, void *arg)
+{
+	struct resize_mapping *rm = arg;
+	char err[VHDXSETUP_ERR_MAX];
+	struct mapping_parents mp;
+	struct vhdx_mapping m;
+	unsigned int i;
+
+	if (dm_vhdx_query(name, &m, err) || strcmp(m.target, "vhdx"))
+		return 0;
+	mapping_parents(&m, &mp);
+	for (i = 0; i < mp.count; i++) {
+		if (same_inode(mp.backing[i], &rm->st)) {
+			fprintf(stderr,
+				"%s resize: the image is parent %u of /dev/mapper/%s: a parent cannot change under its children (vhdxsetup close %s first)\n",
+				progname, i + 1, name, name);
+			rm->refused = true;
+			return 1;
+		}
+	}
+	if (!same_inode(m.backing, &rm->st))
+		return 0;
+	if (m.read_only || m.suspended || rm->name[0]) {
+		fprintf(stderr,
+			"%s resize: the image is mapped by /dev/mapper/%s%s: only a single read-write mapping is resized online (vhdxsetup close %s first)\n",
+			progname, name,
+			m.read_only ? " read-only" :
+			m.suspended ? ", which is suspended" : " and another",
+			name);
+		rm->refused = true;
+		return 1;
+	}
+	snprintf(rm->name, sizeof(rm->name), "%s", name);
+	rm->m = m;
+	return 0;
+}
+
+/*
+ * The table's length follows the image, and the loop device the file:
+ * the file gets the room a writable mapping needs (open_extend()), the
+ * loop its new size, then the new table, with the old one's parameters
+ * and the new length, is loaded.
+ */
+static int resize_grow_mapping(const char *path, struct resize_mapping *rm,
+			       char *err)
+{
+	struct image_file f;
+	struct vhdx_image img = { 0 };
+	struct vhdx_io io;
+	u64 old_size, vs;
+	int ret = -1;
+
+	if (image_file_open(&f, path, O_RDWR))
+		return snprintf(err, VHDXSETUP_ERR_MAX, "cannot open it again"), -1;
+	image_io_init(&io, &f, false);
+	if (image_open(&img, &io, f.size, true)) {
+		snprintf(err, VHDXSETUP_ERR_MAX, "cannot open it again: %s",
+			 img.error);
+		close(f.fd);
+		return -1;
+	}
+	vs = img.geo.virtual_size;
+	if (open_extend(&f, &img, &old_size))
+		snprintf(err, VHDXSETUP_ERR_MAX, "cannot extend the file");
+	else if (!loop_set_capacity(rm->m.loop, err) &&
+		 !dm_vhdx_reload(rm->name, vs >> 9, rm->m.params, false, err))
+		ret = 0;
+	vhdx_close(&img);
+	close(f.fd);
+	return ret;
+}
+
+/*
+ * Online grow of an image mapped read-write: suspended, the table has
+ * committed and emptied the log and writes nothing; the resize is the
+ * same logged change as offline; the new table opens the image afresh at
+ * its preresume.  Should anything fail, the old table is resumed: its
+ * preresume refuses if the image changed under it after all (a resize
+ * that failed after its log entry), and then a table of the image's
+ * current size is loaded instead.
+ */
+static int resize_online(const char *path, u64 size, bool quiet,
+			 struct resize_mapping *rm)
+{
+	char err[VHDXSETUP_ERR_MAX];
+	int ret;
+
+	if (!rm->m.loop[0]) {
+		fprintf(stderr,
+			"%s resize: %s: mapped by /dev/mapper/%s, but not on a loop device: cannot grow it online\n",
+			progname, path, rm->name);
+		return EXIT_TROUBLE;
+	}
+	if (dm_vhdx_suspend(rm->name, err)) {
+		fprintf(stderr, "%s resize: %s: %s\n", progname, rm->name, err);
+		return EXIT_TROUBLE;
+	}
+	ret = resize_image(path, size, false, quiet, true);
+	if (!ret && resize_grow_mapping(path, rm, err)) {
+		fprintf(stderr, "%s resize: %s: %s\n", progname, rm->name, err);
+		ret = EXIT_TROUBLE;
+	}
+	if (!dm_vhdx_resume(rm->name, err)) {
+		if (!ret && !quiet)
+			printf("/dev/mapper/%s: %llu bytes\n", rm->name,
+			       (unsigned long long)size);
+		return ret;
+	}
+	fprintf(stderr, "%s resize: %s: %s\n", progname, rm->name, err);
+	/* The image changed under the old table: a new one, of its size. */
+	if (!resize_grow_mapping(path, rm, err) &&
+	    !dm_vhdx_resume(rm->name, err)) {
+		fprintf(stderr, "%s resize: %s: mapped again with a new table\n",
+			progname, rm->name);
+		return EXIT_TROUBLE;
+	}
+	fprintf(stderr,
+		"%s resize: %s: %s; the device stays suspended: vhdxsetup close %s, then open it again\n",
+		progname, rm->name, err, rm->name);
+	return EXIT_TROUBLE;
+}
+
+int cmd_resize(int argc, char **argv)
+{
+	enum { OPT_SHRINK = 256 };
+	static const struct option opts[] = {
+		{ "shrink", no_argument, NULL, OPT_SHRINK },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct resize_mapping *rm;
+	bool shrink = false, quiet = false;
+	char err[VHDXSETUP_ERR_MAX];
+	const char *path;
+	u64 size;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SHRINK:
+			shrink = true;
+			break;
+		default:
+			ret = common_option("resize", c, &quiet);
+			if (ret)
+				return ret;
+		}
+	}
+	if (argc - optind != 2)
+		return usage_error("resize", "%s", "expects IMAGE and SIZE");
+	path = argv[optind];
+	if (parse_size(argv[optind + 1], &size) || !size)
+		return usage_error("resize", "bad size '%s'", argv[optind + 1]);
+	rm = calloc(1, sizeof(*rm));
+	if (!rm) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EXIT_TROUBLE;
+	}
+	/* Without device-mapper (no root, no dm_mod) nothing can be mapped. */
+	if (!stat(path, &rm->st) && S_ISREG(rm->st.st_mode))
+		dm_each_device(resize_mapping_one, rm, err);
+	if (rm->refused) {
+		ret = EXIT_TROUBLE;
+	} else if (!rm->name[0]) {
+		ret = resize_image(path, size, shrink, quiet, false);
+	} else if (size == rm->m.sectors << 9) {
+		if (!quiet)
+			printf("%s: already %llu bytes\n", path,
+			       (unsigned long long)size);
+		ret = EXIT_OK;
+	} else if (shrink || size < rm->m.sectors << 9) {
+		fprintf(stderr,
+			"%s resize: %s: mapped by /dev/mapper/%s: an online shrink is refused (the file system on it would lose its end); vhdxsetup close %s first\n",
+			progname, path, rm->name, rm->name);
+		ret = EXIT_TROUBLE;
+	} else {
+		ret = resize_online(path, size, quiet, rm);
+	}
+	free(rm);
 	return ret;
 }

@@ -28,11 +28,9 @@
 #define BLKGETSIZE64	_IOR(0x12, 114, size_t)
 #endif
 
-
 #define VHDXSETUP_CREATOR	"vhdxsetup"
 
 const char *progname = "vhdxsetup";
-
 
 
 /* ------------------------------------------------------------------ */
@@ -1140,8 +1138,8 @@ static int parse_flags(const char *cmd, int argc, char **argv,
  * partially present block).  The file stays sparse, so this costs no
  * space.
  */
-static int open_extend(struct image_file *f, const struct vhdx_image *img,
-		       u64 *old_size)
+int open_extend(struct image_file *f, const struct vhdx_image *img,
+		u64 *old_size)
 {
 	u64 need = img->data_end +
 		   ((img->geo.payload_blocks - img->allocated_blocks) <<
@@ -1348,15 +1346,17 @@ static int chain_add_parent(struct chain *c)
 			why);
 		return EXIT_TROUBLE;
 	}
-	if (l->img.geo.virtual_size != child->img.geo.virtual_size ||
-	    l->img.geo.logical_sector_size !=
+	/*
+	 * The virtual sizes may differ (a child grown by resize, as Hyper-V
+	 * allows): past its parent's end a child reads zeros, and a larger
+	 * parent is read only as far as the child reaches.
+	 */
+	if (l->img.geo.logical_sector_size !=
 	    child->img.geo.logical_sector_size) {
 		fprintf(stderr,
-			"%s: %s: its parent %s has %llu bytes of %u-byte sectors, not %llu bytes of %u-byte sectors\n",
+			"%s: %s: its parent %s has %u-byte sectors, not %u-byte sectors\n",
 			progname, child->path, l->path,
-			(unsigned long long)l->img.geo.virtual_size,
 			l->img.geo.logical_sector_size,
-			(unsigned long long)child->img.geo.virtual_size,
 			child->img.geo.logical_sector_size);
 		return EXIT_PROBLEMS;
 	}
@@ -1541,14 +1541,14 @@ int find_mapping(const char *name, struct vhdx_mapping *m,
 }
 
 /*
- * After a writable mapping: cut the file back to the end of the last
- * object its BAT and regions use, read from the closed image.  A log that
+ * After a writable mapping or a shrink: cut the file back to the end of
+ * the last object its BAT and regions use, read from the closed image.  A log that
  * is not empty may refer to space beyond: then the file is left alone.
  * So is a file with LeaveBlockAllocated (MS-VHDX 2.6.2.1: a fixed image
  * keeps room for every block; QEMU's have ZERO blocks and preallocated
  * space that no BAT entry names): open only grew it to that room.
  */
-static void close_trim(const char *path)
+void image_trim(const char *path)
 {
 	struct vhdx_image img = { 0 };
 	struct image_file f;
@@ -1662,7 +1662,7 @@ static int cmd_close(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!m.read_only && m.backing[0])
-		close_trim(m.backing);
+		image_trim(m.backing);
 	return EXIT_OK;
 }
 

@@ -102,6 +102,20 @@ void mapping_parents(const struct vhdx_mapping *m, struct mapping_parents *mp);
 int cmd_list(int argc, char **argv);
 
 /*
+ * Extends the file of a writable mapping's image @img so that the loop
+ * device has room for every block not allocated yet; *@old_size: the
+ * size before.  0, or -1 with a message.
+ */
+int open_extend(struct image_file *f, const struct vhdx_image *img,
+		u64 *old_size);
+/*
+ * Cuts the file of the closed, clean image @path to the end of its last
+ * object (not one with LeaveBlockAllocated, nor one with a log to
+ * replay); says why not on stderr.
+ */
+void image_trim(const char *path);
+
+/*
  * EXIT_TROUBLE, with a message naming the mapping, if a file of @c is in
  * a dm-vhdx table already in a way that opening it again would corrupt.
  */
@@ -198,6 +212,11 @@ struct edit {
  * for a change that leaves the virtual disk's content alone.
  */
 int edit_open(struct edit *e, const char *path, bool keep_data_write_guid);
+/*
+ * The same for an image whose only mapping, of it as the image, the
+ * caller has suspended (its log is empty then): no refusal for it.
+ */
+int edit_open_suspended(struct edit *e, const char *path);
 void edit_close(struct edit *e);
 /* Prints e->img.error (or @err); returns EXIT_TROUBLE. */
 int edit_fail(struct edit *e, int err);

@@ -18,6 +18,8 @@ Chains (nearest layer last; layer 0 is the base, without a parent):
     b  512, depth 2, block sizes 2M, 8M, 1M, built in the guest
     c  512, depth 5, block sizes 1M, 2M, 8M, 1M, 2M, 1M, built in the guest
     d  4096-byte sectors, depth 2, block sizes 1M, 2M, 1M, built in the guest
+    g  512, a child grown past its parent by vhdxsetup resize, both made on
+       the host; the child is written in the guest
     x  the crash child: a child of a0 (2M blocks) made on the host, written
        in a first boot that ends in sysrq-b, replayed in the second
 
@@ -54,6 +56,8 @@ CHAINS = {
     "d": dict(lss=4096, vs=25 * MiB + 12288, bs=[1, 2, 1]),
 }
 CRASH_BS = 2
+# Chain g: a child grown past its parent; 1 MiB blocks, 512-byte sectors.
+GROWN = dict(parent_vs=5 * MiB + 1536, child_vs=9 * MiB + 1024)
 # Host-made children of a0 with one BAT entry damaged (no CRC covers it).
 CORRUPT = ["bitmap-beyond-device", "bitmap-overlaps-bat", "payload-beyond-device",
            "partial-without-bitmap", "payload-on-bitmap"]
@@ -300,6 +304,45 @@ def gen(work, setup, seed):
     plan["crash"] = dict(synced=synced1 + synced2, unsynced=unsynced, model=crash_model,
                          vs=vs, lss=lss)
 
+    # Chain g: a child grown past its parent (vhdxsetup resize), made on the
+    # host.  The parent is pattern data all over, its last block half past
+    # its end, with junk in the file past the end of that block's data:
+    # the child must read zeros from the parent's end on, never the junk.
+    gp_vs, gc_vs = GROWN["parent_vs"], GROWN["child_vs"]
+    pmodel = bytearray(pat[:gp_vs])
+    g0, g1 = os.path.join(work, "g0.vhdx"), os.path.join(work, "g1.vhdx")
+    gmodel = os.path.join(models, "g0.raw")
+    with open(gmodel, "wb") as f:
+        f.write(pmodel)
+    run("qemu-img", "convert", "-q", "-f", "raw", "-O", "vhdx", "-o",
+        "subformat=dynamic,block_size=1M", gmodel, g0)
+    img = vm.Image(g0)
+    last = img.bat[img.bat_index(gp_vs // MiB)]
+    assert last & 7 == 6, "g0: the last block is not fully present"
+    with open(g0, "r+b") as f:
+        f.seek((last & ~0xFFFFF) + gp_vs % MiB)
+        f.write(b"\xee" * (MiB - gp_vs % MiB))
+    run(setup, "create", "--parent", g0, "--block-size", "1M", g1)
+    run(setup, "resize", g1, str(gc_vs))
+    p = Planner(rng, 512, gc_vs)
+    gw = plan_layer(rng, 512, gc_vs, MiB, None, [], False, tail_block=True)
+    gw += [p.direct(gp_vs - 1024, 4096, "straddle-parent-end"),
+           p.direct(6 * MiB + 8 * 512, 3 * 512, "past-parent-end")]
+    for x in gw[-2:]:
+        x["bs"], x["fsync"] = math.gcd(x["off"], x["len"], x["src"], MiB), True
+    grown = bytearray(pmodel) + bytearray(gc_vs - gp_vs)
+    pre = sha(grown)
+    apply(grown, pat, gw)
+    gpath = os.path.join(models, "g1.raw")
+    with open(gpath, "wb") as f:
+        f.write(grown)
+    os.truncate(g1, os.path.getsize(g1) + room(gw, MiB, 512))
+    plan["grown"] = dict(vs=gc_vs, parent_vs=gp_vs, writes=gw, pre=pre, sha=sha(grown),
+                         model=gpath)
+    # stale.vhdx (b's size, no data of its own) over c0, which is smaller.
+    c0 = bytearray(open(plan["chains"]["c"]["layers"][0]["model"], "rb").read())
+    plan["grown"]["stale_over_c0"] = sha(c0 + bytearray(CHAINS["b"]["vs"] - len(c0)))
+
     # Damaged children of a0: one BAT entry each.
     for kind in CORRUPT:
         path = os.path.join(work, "k-%s.vhdx" % kind)
@@ -466,8 +509,10 @@ def write_main_script(work, plan):
              "{ rsha staleforce read 1048576 %s; unmap staleforce; }" % (sectors,
                                                                         b["layers"][0]["sha"]))
     L.append("mapt noparent rw %d $rw_stale && unmap noparent" % sectors)
-    L.append("mapt wrongsize ro %d $rw_stale parent $ro_c0 no_linkage_check && unmap wrongsize"
-             % sectors)
+    # A parent smaller than the child maps: zeros past the parent's end.
+    L.append("mapt wrongsize ro %d $rw_stale parent $ro_c0 no_linkage_check && "
+             "{ rsha wrongsize read 1048576 %s; unmap wrongsize; }"
+             % (sectors, plan["grown"]["stale_over_c0"]))
     # Same size as b0, 4096-byte sectors.
     L.append("$S create --logical-sector-size 4096 wrong4k.vhdx %d > /dev/null 2>&1; "
              "ro_w4k=$(newloop wrong4k.vhdx -r)" % b["vs"])
@@ -483,6 +528,19 @@ def write_main_script(work, plan):
         name = "k%d" % i
         L.append("mapt %s rw %d /dev/vd%s parent /dev/vdd && { rsha %s read 1048576 none; "
                  "unmap %s; }" % (name, a["vs"] // 512, GUEST_DISKS[4 + i], name, name))
+
+    # 9. Chain g: the grown child g1 (rw) over its smaller parent g0 (ro).
+    g = plan["grown"]
+    gdisk = "/dev/vd%s" % GUEST_DISKS[4 + len(plan["corrupt"]) + 1]
+    pdisk = "/dev/vd%s" % GUEST_DISKS[4 + len(plan["corrupt"])]
+    L.append("# chain g")
+    L.append("mapt g1 rw %d %s parent %s || res g1 skipped 1" % (g["vs"] // 512, gdisk, pdisk))
+    L.append("rsha g1 before 1048576 %s" % g["pre"])
+    L += guest_writes("g1", g["writes"])
+    L.append("rsha g1 session 1048576 %s" % g["sha"])
+    L.append("unmap g1")
+    L.append("mapt g1ro ro %d %s parent %s && { rsha g1ro odd %d %s; unmap g1ro; }"
+             % (g["vs"] // 512, gdisk, pdisk, ODD_READ[512], g["sha"]))
 
     L.append("for l in %s; do losetup -d $l; done" % " ".join("$ro_%s%d" % (cn, k) for cn in "bcd"
                                          for k in range(len(plan["chains"][cn]["layers"]))))
@@ -846,9 +904,13 @@ def evaluate(work, setup):
     v.ok("linkage-override-reads-parent",
          one(res, "staleforce", "read") == plan["chains"]["b"]["layers"][0]["sha"],
          diag("staleforce", "read", "b", 0))
+    v.ok("smaller-parent-maps-zeros-past-end",
+         one(res, "wrongsize", "create") == "0" and
+         one(res, "wrongsize", "read") == plan["grown"]["stale_over_c0"],
+         "create %s, read %s: %s" % (one(res, "wrongsize", "create"),
+                                     one(res, "wrongsize", "read"), dmesg(res, "wrongsize")))
     for name, check, words in (
             ("noparent", "differencing-without-parent-refused", "differencing"),
-            ("wrongsize", "parent-size-mismatch-refused", "does not match"),
             ("wrongsector", "parent-sector-size-mismatch-refused", "does not match"),
             ("notdiff", "parent-of-non-differencing-refused", "no parent")):
         v.ok(check, one(res, name, "create") not in (None, "0") and words in dmesg(res, name),
@@ -857,6 +919,31 @@ def evaluate(work, setup):
          one(res, "file-before-refusals", "stale.vhdx") ==
          one(res, "file-after-refusals", "stale.vhdx") == file_sha(stale),
          "stale.vhdx changed")
+
+    # --- chain g: a child grown past its parent ---------------------------
+    g = plan["grown"]
+    gmodel = open(g["model"], "rb").read()
+    v.ok("grown-map", one(res, "g1", "create") == "0", dmesg(res, "g1"))
+    v.ok("grown-reads-parent-then-zeros", one(res, "g1", "before") == g["pre"],
+         "read before the writes: sha differs (the parent's junk past its end?)")
+    bad = os.path.join(rdir, "out", "bad-g1-session.raw")
+    v.ok("grown-session", one(res, "g1", "session") == g["sha"],
+         first_diff(open(bad, "rb").read(), gmodel) if os.path.exists(bad) else "sha differs")
+    v.ok("grown-no-write-error", not res.get("g1", {}).get("wfail"),
+         "; ".join(res.get("g1", {}).get("wfail", [])[:3]))
+    v.ok("grown-ro-odd-reads", one(res, "g1ro", "odd") == g["sha"], "sha differs")
+    g1 = os.path.join(work, "g1.vhdx")
+    rc, out = setup_check(setup, g1)
+    v.ok("grown-check", rc == 0, out)
+    raw = os.path.join(work, "g1-ours.raw")
+    if os.path.exists(raw):
+        os.unlink(raw)
+    r = subprocess.run([setup, "convert", "--to", "raw", g1, raw], capture_output=True, text=True)
+    got = open(raw, "rb").read() if r.returncode == 0 else b""
+    v.ok("grown-vhdxsetup-reads-same", got == gmodel,
+         r.stderr.strip() or first_diff(got, gmodel) if got else r.stderr.strip())
+    v.ok("grown-parent-unchanged", file_sha(os.path.join(work, "g0.vhdx")) == before.get("g0"),
+         "g0.vhdx changed")
 
     # --- damaged BAT entries ---------------------------------------------
     for i, kind in enumerate(plan["corrupt"]):

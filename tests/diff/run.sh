@@ -152,6 +152,7 @@ before[a0]=$(sha256sum <"$work/a0.vhdx" | cut -d' ' -f1)
 for k in $corrupt; do
 	before[k-$k]=$(sha256sum <"$work/k-$k.vhdx" | cut -d' ' -f1)
 done
+before[g0]=$(sha256sum <"$work/g0.vhdx" | cut -d' ' -f1)
 
 # --- boot 1: a child's write session ends in sysrq-b ---------------------
 # x.vhdx (child of a0) on /dev/vda, a0 on /dev/vdb read-only.  The guest
@@ -187,6 +188,7 @@ before[xcopy]=$(sha256sum <"$work/xcopy.vhdx" | cut -d' ' -f1)
 # --- boot 2: everything else ---------------------------------------------
 disks=("$work/out.raw" "$work/x.vhdx" "$work/xcopy.vhdx:ro" "$work/a0.vhdx:ro" "$work/a1.vhdx")
 for k in $corrupt; do disks+=("$work/k-$k.vhdx"); done
+disks+=("$work/g0.vhdx:ro" "$work/g1.vhdx")	# chain g: a child grown past its parent
 truncate -s 1200M "$work/out.raw"
 start=$SECONDS
 "$vm_run" --kernel "$kline" --module "$ko" --mem 2048 --timeout 900 --files "$work/files" \

@@ -4,7 +4,8 @@
 # provides pass, fail, $setup, $work and json_get and counts the results.
 # Run alone (bash tests/tools/lifecycle.sh), it sets those up itself and
 # prints "N passed, M failed"; LC_CRASH=0 skips the interruption loops
-# (VHDXSETUP_CRASH_AFTER over every write of resize and set-parent), and
+# (VHDXSETUP_CRASH_AFTER over every write of resize, set-parent and merge
+# --into), and
 # LC_ONLY=edit runs only the tests of resize, set-parent and merge --into.
 lc_alone=
 if ! declare -F pass >/dev/null; then
@@ -640,6 +641,38 @@ if "$setup" resize --shrink "$work/lc-s.vhdx" 8M >"$work/out" 2>&1; then
 else
 	fail lc-resize-shrink "$(tail -1 "$work/out")"
 fi
+# Blocks past the new end that hold only zeros are dropped, and the file
+# cut after its last object (vhdxmangle.py's parse, not ours): as compact.
+"$setup" create --block-size 1M "$work/lc-st.vhdx" 16M >/dev/null &&
+	qemu-io -f vhdx -c "write -P 0x5a 0 2M" -c "write -P 0x6b 7M 4096" \
+		-c "write -P 0x77 12M 2M" -c "write -P 0 12M 2M" "$work/lc-st.vhdx" >/dev/null
+lc_st_before=$(stat -c %s "$work/lc-st.vhdx")
+if "$setup" resize --shrink "$work/lc-st.vhdx" 8M >"$work/out" 2>&1; then
+	lc_clean resize-shrink-trim "$work/lc-st.vhdx"
+	lc_raw "$work/lc-exp.raw" $((8 * M)) 0 $((2 * M)) 0x5a $((7 * M)) 4096 0x6b
+	lc_same resize-shrink-trim-content "$work/lc-st.vhdx" "$work/lc-exp.raw"
+	end=$(python3 -c '
+import sys
+sys.path.insert(0, sys.argv[2])
+import vhdxmangle as vm
+img = vm.Image(sys.argv[1])
+h = img.headers[img.current_header()]
+end = max(1 << 20, h["log_offset"] + h["log_length"], img.bat_offset + img.bat_length,
+          img.metadata_offset + img.metadata_length)
+for e in img.payload_states():
+    if e & 7 in (6, 7):
+        end = max(end, (e & vm.BAT_OFFSET_MASK) + img.block_size)
+print(-(-end // (1 << 20)) * (1 << 20))
+' "$work/lc-st.vhdx" "$top/tests/e2e")
+	size=$(stat -c %s "$work/lc-st.vhdx")
+	if [ "$size" = "$end" ] && [ "$size" -lt "$lc_st_before" ]; then
+		pass lc-resize-shrink-truncates
+	else
+		fail lc-resize-shrink-truncates "$lc_st_before -> $size bytes, the last object ends at $end"
+	fi
+else
+	fail lc-resize-shrink-trim "$(tail -1 "$work/out")"
+fi
 lc_refuse_says resize-shrink-below-data 2 "would drop" "$setup" resize --shrink "$work/lc-g.vhdx" 7M
 lc_refuse_says resize-shrink-in-data-block 2 "would drop" "$setup" resize --shrink "$work/lc-g.vhdx" $((2 * M + 512))
 lc_refuse_says resize-shrink-needs-option 2 "needs --shrink" "$setup" resize "$work/lc-g.vhdx" 10M
@@ -669,9 +702,9 @@ else
 	fail lc-resize-fixed "$(tail -1 "$work/out")"
 fi
 
-# A differencing child may be resized (Hyper-V allows it).  Neither we nor
-# libvhdi read a chain whose parent is smaller, so the child is grown,
-# checked, and shrunk back; then the chain reads as before.
+# A differencing child may be resized (Hyper-V allows it): grown, it reads
+# zeros past its parent's end (libvhdi does not read such a chain), and
+# shrunk back the chain reads as before.
 "$setup" create --block-size 1M "$work/lc-dp.vhdx" 6M >/dev/null &&
 	qemu-io -f vhdx -c "write -P 0x5a 0 6M" "$work/lc-dp.vhdx" >/dev/null &&
 	"$setup" create --parent "$work/lc-dp.vhdx" "$work/lc-dc.vhdx" >/dev/null &&
@@ -684,6 +717,20 @@ if "$setup" resize "$work/lc-dc.vhdx" 10M >"$work/out" 2>&1 &&
 else
 	fail lc-resize-differencing-grow "$(tail -1 "$work/out") $(tail -1 "$work/err")"
 fi
+# A copy written across the parent's end (vhdx-poke.py, a writer of its
+# own), read through the chain: the parent's data, the child's sectors,
+# zeros past the parent's end.
+cp "$work/lc-dc.vhdx" "$work/lc-dc2.vhdx"
+$poke "$work/lc-dc2.vhdx" $((6 * M - 1024)) 4096 0x73
+lc_raw "$work/lc-exp-grown.raw" $((10 * M)) 0 $((6 * M)) 0x5a $((5 * M)) 4096 0x71 \
+	$((6 * M - 1024)) 4096 0x73
+rm -f "$work/lc-out.raw"
+if "$setup" convert --to raw "$work/lc-dc2.vhdx" "$work/lc-out.raw" 2>"$work/err"; then
+	lc_cmp resize-differencing-grown-content "$work/lc-out.raw" "$work/lc-exp-grown.raw"
+else
+	fail lc-resize-differencing-grown-content "$(tail -1 "$work/err")"
+fi
+rm -f "$work/lc-out.raw"
 if "$setup" resize --shrink "$work/lc-dc.vhdx" 6M >"$work/out" 2>&1 &&
    "$setup" convert --to raw "$work/lc-dc.vhdx" "$work/lc-out.raw" 2>"$work/err" &&
    cmp -s "$work/lc-out.raw" "$work/lc-exp.raw" &&
@@ -877,6 +924,70 @@ lc_refuse_says merge-into-not-parent 2 "immediate parent only" "$setup" merge "$
 lc_refuse merge-into-missing 2 "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-nonexistent.vhdx"
 lc_refuse merge-into-not-differencing 2 "$setup" merge "$work/lc-b.vhdx" --into "$work/lc-m.vhdx"
 lc_refuse_says merge-into-and-flatten 2 "exclude each other" "$setup" merge --flatten "$work/lc-x.vhdx" --into "$work/lc-m.vhdx" "$work/lc-t.vhdx"
+# Interrupted after any write: until the parent's last header update the
+# child still links to it and the chain reads as before, clean after a
+# replay, and merging again completes; after it, the parent alone reads
+# the chain's content and the child no longer opens.
+lc_crash_merge() {
+	local n=0 bad= rc merged=0 d=$work/lc-cr
+	mkdir -p "$work/lc-cr0" "$d"
+	# Moved away meanwhile: the locators' absolute paths must not find
+	# the originals when the copies do not link.
+	mv "$work/lc-b.vhdx" "$work/lc-m.vhdx" "$work/lc-t.vhdx" "$work/lc-cr0/"
+	while :; do
+		n=$((n + 1))
+		cp "$work"/lc-cr0/*.vhdx "$d/"
+		VHDXSETUP_CRASH_AFTER=$n "$setup" merge --quiet "$d/lc-t.vhdx" \
+			--into "$d/lc-m.vhdx" >/dev/null 2>&1
+		rc=$?
+		[ "$rc" = 99 ] || break
+		if ! lc_chain_raw "$d/lc-t.vhdx" "$work/lc-out.raw"; then
+			# Only the last header update unlinks the child.
+			if grep -q "parent_linkage" "$work/err" &&
+			   lc_chain_raw "$d/lc-m.vhdx" "$work/lc-out.raw" &&
+			   cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+				merged=$((merged + 1))
+				"$setup" check --repair "$d/lc-m.vhdx" >/dev/null 2>&1
+				if ! "$setup" check "$d/lc-m.vhdx" >"$work/err" 2>&1; then
+					bad="after write $n (unlinked) the parent: $(tail -1 "$work/err")"; break
+				fi
+				continue
+			fi
+			bad="after write $n the chain does not open: $(tail -1 "$work/err")"; break
+		fi
+		if ! cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+			bad="after write $n the chain reads other data: $(cmp "$work/lc-out.raw" "$work/lc-exp.raw" 2>&1 | head -1)"; break
+		fi
+		if ! "$setup" check --repair "$d/lc-m.vhdx" >"$work/err" 2>&1 ||
+		   ! "$setup" check "$d/lc-m.vhdx" >"$work/err" 2>&1; then
+			bad="after write $n the parent: $(tail -1 "$work/err")"; break
+		fi
+		if ! lc_chain_raw "$d/lc-t.vhdx" "$work/lc-out.raw" ||
+		   ! cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+			bad="after write $n and the replay the chain reads other data: $(tail -1 "$work/err")"; break
+		fi
+		if ! "$setup" merge --quiet "$d/lc-t.vhdx" --into "$d/lc-m.vhdx" >"$work/err" 2>&1; then
+			bad="after write $n merging again fails: $(tail -1 "$work/err")"; break
+		fi
+		if ! "$setup" check "$d/lc-m.vhdx" >"$work/err" 2>&1 ||
+		   ! lc_chain_raw "$d/lc-m.vhdx" "$work/lc-out.raw" ||
+		   ! cmp -s "$work/lc-out.raw" "$work/lc-exp.raw"; then
+			bad="after write $n and a second merge the parent reads other data: $(tail -1 "$work/err")"; break
+		fi
+		if "$setup" convert --to raw "$d/lc-t.vhdx" "$work/lc-x.raw" >/dev/null 2>&1; then
+			bad="after write $n and a second merge the child still opens"; break
+		fi
+		rm -f "$work/lc-x.raw"
+	done
+	mv "$work"/lc-cr0/*.vhdx "$work/"
+	if [ -z "$bad" ] && [ "$rc" = 0 ] && [ "$n" -ge 4 ]; then
+		pass "lc-crash-merge-into ($((n - 1)) interruptions, $merged after the unlinking header)"
+	else
+		fail lc-crash-merge-into "${bad:-exit $rc after $n tries}"
+	fi
+	rm -rf "$d" "$work/lc-cr0"
+}
+[ "${LC_CRASH:-1}" = 0 ] || lc_crash_merge
 if "$setup" merge "$work/lc-t.vhdx" --into "$work/lc-m.vhdx" >"$work/out" 2>&1 &&
    grep -q "no longer valid" "$work/out"; then
 	if "$setup" check "$work/lc-m.vhdx" >"$work/err" 2>&1; then

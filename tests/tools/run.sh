@@ -808,6 +808,7 @@ guest_tests() {
 guest_tests
 
 . "$top/tests/tools/lifecycle.sh"
+. "$top/tests/tools/online-grow.sh"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
