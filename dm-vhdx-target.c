@@ -489,6 +489,12 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_flush_bios = 1;
 	ti->per_io_data_size = sizeof(struct vhdx_bio_ctx);
 	/*
+	 * The writer and the read worker remap bios that map() deferred;
+	 * dm_submit_bio_remap() starts their accounting then, not dm core
+	 * at DM_MAPIO_SUBMITTED, which could race with it.
+	 */
+	ti->accounts_remapped_io = true;
+	/*
 	 * Discards give blocks back, which a fixed image (LeaveBlockAllocated)
 	 * must not do; in a differencing image they leave ZERO blocks, never
 	 * absent ones that would show the parent again.  The device below

@@ -16,7 +16,7 @@
  * and other writes to it wait for the allocating one.
  */
 #include <linux/blkdev.h>
-#include <linux/dm-kcopyd.h>
+#include <linux/dm-io.h>
 #include <linux/jiffies.h>
 #include <linux/sched/mm.h>
 
@@ -90,8 +90,12 @@ void vhdx_completed(struct vhdx_target *vt, struct bio *bio)
 
 	spin_lock_irqsave(&vt->lock, irqflags);
 	bio_list_add(&vt->completed, bio);
-	spin_unlock_irqrestore(&vt->lock, irqflags);
+	/*
+	 * Under the lock: once the bio is on the list the worker may end it,
+	 * and the table may then be suspended and destroyed.
+	 */
 	queue_work(vt->wq, &vt->worker);
+	spin_unlock_irqrestore(&vt->lock, irqflags);
 }
 
 static void vhdx_recycle_now(struct vhdx_target *vt)
@@ -136,8 +140,8 @@ void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio)
 
 	spin_lock_irqsave(&vt->lock, irqflags);
 	bio_list_add(&vt->deferred, bio);
-	spin_unlock_irqrestore(&vt->lock, irqflags);
 	queue_work(vt->wq, &vt->worker);
+	spin_unlock_irqrestore(&vt->lock, irqflags);
 }
 
 static void vhdx_set_failed(struct vhdx_target *vt)
@@ -170,54 +174,61 @@ static int vhdx_session_open(struct vhdx_target *vt)
 }
 
 /*
- * Zeroing, discards and the bios they are made of come from this target's
- * own pools (kcopyd's, dm-io's), never from the block layer's shared
- * fs_bio_set: swap and page-cache writeback through this device hold
- * fs_bio_set bios while they wait for the worker, so a worker that waited
- * for one of them in turn would deadlock under memory pressure.  kcopyd
- * issues REQ_OP_WRITE_ZEROES where the device offloads it (a hole punch
- * on a loop device) and writes its zero pages where it does not.
+ * Zeroing, discards and the bios they are made of come from the table's
+ * dm-io client, never from the block layer's shared fs_bio_set: swap and
+ * page-cache writeback through this device hold fs_bio_set bios while they
+ * wait for the worker, so a worker that waited for one of them in turn
+ * would deadlock under memory pressure.  Where the device offloads
+ * REQ_OP_WRITE_ZEROES (a hole punch on a loop device) one request covers
+ * what its limit allows; elsewhere the zero page is written, as often as
+ * the range needs, from a page list that points back at itself.
  */
-struct vhdx_zeroing {
-	struct completion done;
-	unsigned long write_err;
-};
+static struct page_list vhdx_zero_pages;
 
-static void vhdx_zeroed_sync(int read_err, unsigned long write_err,
-			     void *context)
+static void vhdx_zero_request(struct vhdx_target *vt, u64 offset, u64 length,
+			      bool offload, struct dm_io_region *region,
+			      struct dm_io_request *req)
 {
-	struct vhdx_zeroing *z = context;
-
-	z->write_err = write_err;
-	complete(&z->done);
-}
-
-static void vhdx_zero_start(struct vhdx_target *vt, u64 offset, u64 length,
-			    dm_kcopyd_notify_fn fn, void *context)
-{
-	struct dm_io_region region = {
+	*region = (struct dm_io_region) {
 		.bdev = vt->dev->bdev,
 		.sector = offset >> SECTOR_SHIFT,
 		.count = length >> SECTOR_SHIFT,
 	};
-
-	dm_kcopyd_zero(vt->zero_client, 1, &region, 0, fn, context);
+	*req = (struct dm_io_request) {
+		.bi_opf = offload ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE,
+		.mem.type = DM_IO_PAGE_LIST,
+		.mem.ptr.pl = &vhdx_zero_pages,
+		.client = vt->io_client,
+	};
 }
 
-static int vhdx_zero_wait(struct vhdx_target *vt, u64 offset, u64 length)
+static bool vhdx_zero_offload(struct vhdx_target *vt)
 {
-	struct vhdx_zeroing z;
+	return bdev_write_zeroes_sectors(vt->dev->bdev);
+}
 
-	init_completion(&z.done);
-	vhdx_zero_start(vt, offset, length, vhdx_zeroed_sync, &z);
-	wait_for_completion_io(&z.done);
-	return z.write_err ? -EIO : 0;
+/* Offloaded where the device can, and written if the offload fails. */
+static int vhdx_zero_wait(struct vhdx_target *vt, u64 offset, u64 length,
+			  bool fallback)
+{
+	struct dm_io_request req;
+	struct dm_io_region region;
+	int ret = -EOPNOTSUPP;
+
+	if (vhdx_zero_offload(vt)) {
+		vhdx_zero_request(vt, offset, length, true, &region, &req);
+		ret = dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT);
+	}
+	if (ret && fallback) {
+		vhdx_zero_request(vt, offset, length, false, &region, &req);
+		ret = dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT);
+	}
+	return ret;
 }
 
 /*
  * One part of an allocation is done: the data write (from end_io), or a
- * zeroing (from kcopyd).  The data write may end in interrupt context;
- * the worker does the rest.
+ * zeroing.  Either may run in interrupt context; the worker does the rest.
  */
 void vhdx_alloc_part_done(struct vhdx_target *vt, struct bio *bio)
 {
@@ -225,14 +236,13 @@ void vhdx_alloc_part_done(struct vhdx_target *vt, struct bio *bio)
 		vhdx_completed(vt, bio);
 }
 
-static void vhdx_zeroed_part(int read_err, unsigned long write_err,
-			     void *context)
+static void vhdx_zeroed_part(unsigned long error, void *context)
 {
 	struct bio *bio = context;
 	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
 
 	/* Ordered before the worker's read by vhdx_alloc_part_done(). */
-	if (write_err)
+	if (error)
 		WRITE_ONCE(ctx->zero_failed, true);
 	vhdx_alloc_part_done(ctx->vt, bio);
 }
@@ -240,15 +250,36 @@ static void vhdx_zeroed_part(int read_err, unsigned long write_err,
 /*
  * Zeros for part of the allocating @bio's new space, issued without
  * waiting.  The bio's own part is still counted, so this never ends the
- * allocation.
+ * allocation.  A failed offload is retried by vhdx_allocated().
  */
 static void vhdx_zero_part(struct vhdx_target *vt, struct bio *bio,
 			   u64 offset, u64 length)
 {
+	struct dm_io_request req;
+	struct dm_io_region region;
+
 	if (!length)
 		return;
 	atomic_inc(&vhdx_ctx(bio)->parts);
-	vhdx_zero_start(vt, offset, length, vhdx_zeroed_part, bio);
+	vhdx_zero_request(vt, offset, length, vhdx_zero_offload(vt), &region,
+			  &req);
+	req.notify.fn = vhdx_zeroed_part;
+	req.notify.context = bio;
+	/*
+	 * With one region and a page list, asynchronous dm_io() reports
+	 * every error through the callback only.
+	 */
+	dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT);
+}
+
+/* The parts of @block that @bio does not cover, as byte ranges of the block. */
+static void vhdx_around(struct vhdx_target *vt, struct bio *bio, u64 block,
+			u64 *head, u64 *tail, u64 *used)
+{
+	*used = vhdx_block_used_length(&vt->img.geo, block);
+	*head = (u64)(vhdx_bio_sector(vt, bio) &
+		      ((1ULL << vt->block_sector_shift) - 1)) << SECTOR_SHIFT;
+	*tail = *head + bio->bi_iter.bi_size;
 }
 
 /*
@@ -259,14 +290,38 @@ static void vhdx_zero_part(struct vhdx_target *vt, struct bio *bio,
 static void vhdx_zero_around(struct vhdx_target *vt, struct bio *bio,
 			     u64 block, u64 offset)
 {
-	u64 used = vhdx_block_used_length(&vt->img.geo, block);
-	u64 head = (u64)(vhdx_bio_sector(vt, bio) &
-			 ((1ULL << vt->block_sector_shift) - 1)) << SECTOR_SHIFT;
-	u64 tail = head + bio->bi_iter.bi_size;
+	u64 head, tail, used;
 
+	vhdx_around(vt, bio, block, &head, &tail, &used);
 	vhdx_zero_part(vt, bio, offset, head);
 	if (tail < used)
 		vhdx_zero_part(vt, bio, offset + tail, used - tail);
+}
+
+/*
+ * A zeroing of the allocation failed: the device may have refused the
+ * offload it advertised (a file system without hole punching under a
+ * loop device, a disk that dropped WRITE SAME).  Zero again, writing the
+ * zero page where the offload fails, before the block may enter the BAT.
+ */
+static int vhdx_zero_again(struct vhdx_target *vt, struct bio *bio)
+{
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+	u64 block = vhdx_bio_sector(vt, bio) >> vt->block_sector_shift;
+	u64 offset = vhdx_bat_offset(ctx->entry), head, tail, used;
+	int ret = 0;
+
+	if (ctx->bitmap_offset)
+		ret = vhdx_zero_wait(vt, ctx->bitmap_offset,
+				     VHDX_BITMAP_BLOCK_SIZE, true);
+	if (ret || vhdx_bat_state(ctx->entry) == VHDX_PAYLOAD_PARTIALLY_PRESENT)
+		return ret;
+	vhdx_around(vt, bio, block, &head, &tail, &used);
+	if (head)
+		ret = vhdx_zero_wait(vt, offset, head, true);
+	if (!ret && tail < used)
+		ret = vhdx_zero_wait(vt, offset + tail, used - tail, true);
+	return ret;
 }
 
 /*
@@ -290,11 +345,11 @@ void vhdx_writer_zero_tail(struct vhdx_target *vt)
 		vt->zero_from = start;
 		vt->zero_end = start;
 	}
-	if (start >= end || !bdev_write_zeroes_sectors(vt->dev->bdev))
+	if (start >= end || !vhdx_zero_offload(vt))
 		return;
 	/* The device is suspended: reclaim must not write through it. */
 	noio = memalloc_noio_save();
-	ret = vhdx_zero_wait(vt, start, end - start);
+	ret = vhdx_zero_wait(vt, start, end - start, false);
 	memalloc_noio_restore(noio);
 	if (!ret)
 		vt->zero_end = end;
@@ -337,7 +392,7 @@ static blk_status_t vhdx_space(struct vhdx_target *vt, u64 length, u64 *offset,
 static blk_status_t vhdx_zeroout(struct vhdx_target *vt, u64 offset,
 				 u64 length)
 {
-	int ret = vhdx_zero_wait(vt, offset, length);
+	int ret = vhdx_zero_wait(vt, offset, length, true);
 
 	if (ret)
 		DMERR_LIMIT("%s: cannot zero %llu bytes at %llu: %d",
@@ -489,7 +544,7 @@ static void vhdx_allocated(struct vhdx_target *vt, struct bio *bio,
 	bio_list_merge(again, &ctx->waiters);
 	if (ctx->bitmap_offset)
 		hash_del(&ctx->bitmap_pending);
-	if (!bio->bi_status && ctx->zero_failed) {
+	if (!bio->bi_status && ctx->zero_failed && vhdx_zero_again(vt, bio)) {
 		DMERR_LIMIT("%s: cannot zero a new block", vhdx_name(vt));
 		bio->bi_status = BLK_STS_IOERR;
 	}
@@ -540,6 +595,11 @@ static void vhdx_handle_write(struct vhdx_target *vt, struct bio *bio,
 	struct bio *owner;
 	u64 entry;
 
+	/*
+	 * map() may have marked it for a block that was partially present
+	 * then; the entry read below decides again.
+	 */
+	vhdx_ctx(bio)->set_bits = false;
 	if (test_bit(VHDX_FAILED, &vt->flags) || vhdx_session_open(vt)) {
 		bio_io_error(bio);
 		return;
@@ -880,19 +940,13 @@ int vhdx_writer_init(struct vhdx_target *vt)
 	hash_init(vt->bitmapping);
 	INIT_WORK(&vt->worker, vhdx_worker);
 	INIT_DELAYED_WORK(&vt->commit_work, vhdx_commit_timer);
-	vt->zero_client = dm_kcopyd_client_create(NULL);
-	if (IS_ERR(vt->zero_client)) {
-		vt->zero_client = NULL;
-		return vhdx_fail(&vt->img, -ENOMEM,
-				 "cannot create the kcopyd client");
-	}
+	/* Constant; setting it again for another table is harmless. */
+	vhdx_zero_pages.page = ZERO_PAGE(0);
+	vhdx_zero_pages.next = &vhdx_zero_pages;
 	vt->wq = alloc_ordered_workqueue("dm-vhdx", WQ_MEM_RECLAIM);
-	if (!vt->wq) {
-		dm_kcopyd_client_destroy(vt->zero_client);
-		vt->zero_client = NULL;
+	if (!vt->wq)
 		return vhdx_fail(&vt->img, -ENOMEM,
 				 "cannot allocate the workqueue");
-	}
 	return 0;
 }
 
@@ -927,5 +981,4 @@ void vhdx_writer_exit(struct vhdx_target *vt)
 {
 	vhdx_writer_stop(vt);
 	destroy_workqueue(vt->wq);
-	dm_kcopyd_client_destroy(vt->zero_client);
 }

@@ -28,7 +28,6 @@
 #define VHDX_MAX_PARENTS	32
 
 struct vhdx_target;
-struct dm_kcopyd_client;
 
 /* One parent image of a differencing chain, opened read-only. */
 struct vhdx_parent {
@@ -94,7 +93,6 @@ struct vhdx_target {
 	struct dm_target *ti;
 	struct dm_dev *dev;
 	struct dm_io_client *io_client;
-	struct dm_kcopyd_client *zero_client;	/* read-write tables only */
 	struct vhdx_io io;
 	unsigned int block_sector_shift;
 	bool read_only;
