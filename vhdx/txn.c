@@ -177,24 +177,34 @@ static u64 vhdx_txn_pages(const struct vhdx_image *img)
 	       (img->bitmaps ? img->geo.bitmap_blocks * VHDX_BITMAP_PAGES : 0);
 }
 
-/* Up to max_updates dirty pages from @start on; returns how many. */
-static u32 vhdx_txn_gather(struct vhdx_image *img, u64 *start,
+/*
+ * Up to max_updates dirty pages, going down from the one before @end;
+ * returns how many.  Downwards, because a chunk's sector bitmap entry
+ * follows the payload entries of its blocks in the BAT: when a commit
+ * takes several log entries, the entry that gives a chunk its bitmap
+ * block is logged, and replayed, no later than one that makes a block of
+ * that chunk partially present.  (A bitmap block without partially
+ * present blocks is valid; the converse is not.)
+ */
+static u32 vhdx_txn_gather(struct vhdx_image *img, u64 *end,
 			   struct vhdx_log_update *updates)
 {
-	u64 pages = vhdx_txn_pages(img), bat = img->txn.bat_sectors;
+	u64 bat = img->txn.bat_sectors, i;
 	u32 n = 0;
 
-	while (*start < pages && n < img->txn.max_updates) {
+	while (*end && n < img->txn.max_updates) {
+		i = *end - 1;
 		/* Chunks without a dirty page are skipped whole. */
-		if (*start >= bat && !((*start - bat) % VHDX_BITMAP_PAGES) &&
-		    !vhdx_bitmap_chunk_dirty(img, (*start - bat) /
+		if (i >= bat &&
+		    (i - bat) % VHDX_BITMAP_PAGES == VHDX_BITMAP_PAGES - 1 &&
+		    !vhdx_bitmap_chunk_dirty(img, (i - bat) /
 						  VHDX_BITMAP_PAGES)) {
-			*start += VHDX_BITMAP_PAGES;
+			*end -= VHDX_BITMAP_PAGES;
 			vhdx_cond_resched();
 			continue;
 		}
-		n += vhdx_txn_page(img, *start, &updates[n]);
-		(*start)++;
+		n += vhdx_txn_page(img, i, &updates[n]);
+		(*end)--;
 	}
 	return n;
 }
@@ -256,7 +266,7 @@ int vhdx_commit(struct vhdx_image *img)
 {
 	struct vhdx_txn *txn = &img->txn;
 	struct vhdx_log_update *updates = txn->updates;
-	u64 start = 0;
+	u64 end = vhdx_txn_pages(img);
 	u32 count;
 	int ret = 0;
 
@@ -264,7 +274,7 @@ int vhdx_commit(struct vhdx_image *img)
 		return 0;
 	if (!txn->session)
 		return vhdx_fail(img, -EINVAL, "commit outside a session");
-	while ((count = vhdx_txn_gather(img, &start, updates))) {
+	while ((count = vhdx_txn_gather(img, &end, updates))) {
 		ret = vhdx_checkpoint(img);
 		if (!ret)
 			ret = vhdx_log_write_entry_stable(img,

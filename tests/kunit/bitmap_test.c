@@ -518,8 +518,10 @@ static void bitmap_commit(struct kunit *test)
 	/* Three BAT sectors and three bitmap pages. */
 	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 6U);
 
+	/* From the BAT to the end of the bitmap block, which lies past it. */
+	KUNIT_ASSERT_GT(test, sb, bat);
 	r->snap_lo = bat;
-	r->snap_hi = bat + tb->p.bat_length;
+	r->snap_hi = sb + SB_SIZE;
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
 	/* The commit is the entry alone; the checkpoint writes in place. */
@@ -527,11 +529,12 @@ static void bitmap_commit(struct kunit *test)
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Wwwwwww");
 	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(6));
+	/* Logged from the top down: the bitmap pages, then the BAT sectors. */
 	for (i = 0; i < 3; i++) {
-		u[i].offset = bat + bat_sectors[i] * SECT;
-		u[i].data = (const u8 *)img->bat + bat_sectors[i] * SECT;
-		u[3 + i].offset = sb + pages[i] * SECT;
-		u[3 + i].data = bits + pages[i] * SECT;
+		u[i].offset = sb + pages[2 - i] * SECT;
+		u[i].data = bits + pages[2 - i] * SECT;
+		u[3 + i].offset = bat + bat_sectors[2 - i] * SECT;
+		u[3 + i].data = (const u8 *)img->bat + bat_sectors[2 - i] * SECT;
 	}
 	for (i = 0; i < 6; i++)
 		expect_op(test, r, 1 + i, 'w', u[i].offset, SECT);
@@ -595,7 +598,7 @@ static void bitmap_commit(struct kunit *test)
 
 /*
  * 200 dirty pages and a BAT sector, more than the 126 updates of one entry
- * of a 1 MiB log: two entries, pages in order, each written once.
+ * of a 1 MiB log: two entries, from the top down, each page written once.
  */
 static void bitmap_commit_many_pages(struct kunit *test)
 {
@@ -632,13 +635,15 @@ static void bitmap_commit_many_pages(struct kunit *test)
 		types[n++] = 'w';
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), types);
 	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(126));
-	expect_op(test, r, 1, 'w', tb->p.bat_offset + 8 * SECT, SECT);
+	/* From the top down: the pages, highest first, then the BAT sector. */
+	expect_op(test, r, 1, 'w', sb + 199 * SECT, SECT);
 	expect_op(test, r, 127, 'W', tb->p.log_offset + SECT + expect_len(126),
 		  expect_len(75));
-	for (i = 2; i < r->nops && i < REC_MAX_OPS; i++) {
+	expect_op(test, r, 202, 'w', tb->p.bat_offset + 8 * SECT, SECT);
+	for (i = 1; i < r->nops && i < REC_MAX_OPS; i++) {
 		if (r->ops[i].type != 'w' || r->ops[i].offset < sb)
 			continue;
-		KUNIT_EXPECT_EQ(test, r->ops[i].offset, sb + page * SECT);
+		KUNIT_EXPECT_EQ(test, r->ops[i].offset, sb + (199 - page) * SECT);
 		page++;
 	}
 	KUNIT_EXPECT_EQ(test, page, 200ULL);

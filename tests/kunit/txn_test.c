@@ -680,9 +680,10 @@ static void txn_session_end(struct kunit *test)
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Wwwwfwfwf");
-	expect_op(test, r, 1, 'w', bat, SECT);
+	/* From the top down (vhdx_txn_gather()). */
+	expect_op(test, r, 1, 'w', bat + 7 * SECT, SECT);
 	expect_op(test, r, 2, 'w', bat + SECT, SECT);
-	expect_op(test, r, 3, 'w', bat + 7 * SECT, SECT);
+	expect_op(test, r, 3, 'w', bat, SECT);
 	KUNIT_EXPECT_FALSE(test, img->txn.session);
 	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
 	for (slot = 0; slot < 2; slot++) {
@@ -802,10 +803,11 @@ static void txn_commit_order(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, img->txn.ckpt_count, 0U);
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "Wwww");
 	expect_op(test, r, 0, 'W', tb->p.log_offset + SECT, expect_len(3));
+	/* From the top down (vhdx_txn_gather()). */
 	for (i = 0; i < 3; i++) {
-		expect_op(test, r, 1 + i, 'w', bat + sectors[i] * SECT, SECT);
-		u[i].offset = bat + sectors[i] * SECT;
-		u[i].data = (const u8 *)img->bat + sectors[i] * SECT;
+		expect_op(test, r, 1 + i, 'w', bat + sectors[2 - i] * SECT, SECT);
+		u[i].offset = bat + sectors[2 - i] * SECT;
+		u[i].data = (const u8 *)img->bat + sectors[2 - i] * SECT;
 	}
 	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
 	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
@@ -846,16 +848,17 @@ static void txn_commit_order(struct kunit *test)
 	expect_op(test, r, 0, 'w', bat + 3 * SECT, SECT);
 	KUNIT_ASSERT_NOT_NULL(test, r->snap);
 	KUNIT_EXPECT_EQ(test, memcmp(r->snap + bat + 3 * SECT, old, SECT), 0);
-	u[1].data = (const u8 *)img->bat + 3 * SECT;
-	u[2].offset = bat + 5 * SECT;
-	u[2].data = (const u8 *)img->bat + 5 * SECT;
+	u[1].offset = bat + 5 * SECT;
+	u[1].data = (const u8 *)img->bat + 5 * SECT;
+	u[2].offset = bat + 3 * SECT;
+	u[2].data = (const u8 *)img->bat + 3 * SECT;
 	expect_active(test, img, SECT + expect_len(3) + expect_len(1), 4,
 		      &u[1], 2);
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "ww");
-	expect_op(test, r, 0, 'w', bat + 3 * SECT, SECT);
-	expect_op(test, r, 1, 'w', bat + 5 * SECT, SECT);
+	expect_op(test, r, 0, 'w', bat + 5 * SECT, SECT);
+	expect_op(test, r, 1, 'w', bat + 3 * SECT, SECT);
 	expect_bat(test, tb->dev + bat, img, "BAT in place");
 	KUNIT_EXPECT_EQ(test, r->tb->misaligned, 0U);
 }
@@ -1011,10 +1014,12 @@ static void txn_commit_many_entries(struct kunit *test)
 	for (i = 0; i < per_entry[e - 1]; i++)
 		want[n++] = 'w';
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), want);
+	/* Highest sectors first: a bitmap entry before its chunk's blocks. */
 	for (i = 0; i < r->nops && i < REC_MAX_OPS; i++) {
 		if (r->ops[i].type != 'w' || r->ops[i].offset < bat)
 			continue;
-		KUNIT_EXPECT_EQ(test, r->ops[i].offset, bat + sector * SECT);
+		KUNIT_EXPECT_EQ(test, r->ops[i].offset,
+				bat + (320 - sector) * SECT);
 		sector++;
 	}
 	KUNIT_EXPECT_EQ(test, sector, 321U);
@@ -1023,11 +1028,11 @@ static void txn_commit_many_entries(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, img->txn.log_sequence, 5ULL);
 	expect_bat(test, tb->dev + bat, img, "BAT in place");
 
-	/* The newest entry holds the last 69 sectors. */
+	/* The newest entry holds the first 69 sectors, from the top. */
 	u = vhdx_tb_zalloc(test, 69 * sizeof(*u));
 	for (i = 0; i < 69; i++) {
-		u[i].offset = bat + (252 + i) * SECT;
-		u[i].data = (const u8 *)img->bat + (252 + i) * SECT;
+		u[i].offset = bat + (68 - i) * SECT;
+		u[i].data = (const u8 *)img->bat + (68 - i) * SECT;
 	}
 	expect_active(test, img, (pos + ring - len) % ring, 4, u, 69);
 
@@ -1120,10 +1125,12 @@ static void txn_crash_between_entries(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, img2->log_state,
 				ro ? VHDX_LOG_REPLAYED_IN_MEMORY :
 				     VHDX_LOG_REPLAYED);
+		/* The two entries logged took the 252 highest sectors. */
 		got = (const u8 *)img2->bat;
-		KUNIT_EXPECT_EQ(test, memcmp(got, img->bat, 252 * SECT), 0);
-		KUNIT_EXPECT_EQ(test, memcmp(got + 252 * SECT,
-					     old + 252 * SECT, 69 * SECT), 0);
+		KUNIT_EXPECT_EQ(test, memcmp(got + 69 * SECT,
+					     (const u8 *)img->bat + 69 * SECT,
+					     252 * SECT), 0);
+		KUNIT_EXPECT_EQ(test, memcmp(got, old, 69 * SECT), 0);
 		if (ro)
 			KUNIT_EXPECT_EQ(test, c->writes, 0U);
 		else
