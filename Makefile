@@ -25,8 +25,9 @@
 #                                not part of make check: a cold build alone
 #                                takes most of CI's time)
 #   make demo                    boot a guest, map a VHDX, mount it, read it
-#   make bench                   fio in a guest: dm-vhdx against dm-linear, as
-#                                ratios, and device flushes per user flush
+#   make bench                   fio in a guest: dm-vhdx against dm-linear and
+#                                qemu-nbd on the same kind of image, as ratios,
+#                                and device flushes per user flush
 #   make fuzz                    the libFuzzer targets of tests/fuzz, each for
 #                                FUZZ_SECONDS (60); make check runs each 10 s
 #
