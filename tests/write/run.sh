@@ -2016,7 +2016,7 @@ wrt pattern "$WORK/pat.bin" "$PAT_SIZE" "$SEED"
 # memory.  Nothing may hang, fio's verify must pass, the kernel must have
 # swapped out (pswpout) and back in (pswpin: reading the tmpfs file back),
 # the file must read back as written, and both images must check clean.
-# This guest used to hang in about one run in three: the worker zeroed new
+# This guest used to hang in 3 of 6 runs here: the worker zeroed new
 # blocks with bios from the block layer's shared fs_bio_set, whose reserve
 # the swap writes waiting for that worker held.
 
