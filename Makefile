@@ -81,12 +81,7 @@ check:
 	@scripts/check.sh
 
 check-debug:
-	@scripts/deps.sh
-	@scripts/debug-kernel.sh
-	@scripts/build-all.sh debug
-	@BOOT_TIMEOUT=900 tests/write/run.sh --kernel debug --only $(DEBUG_GROUPS)
-
-DEBUG_GROUPS ?= mirror,discard,diffdiscard,logwrites,powercut
+	@scripts/check.sh --debug
 
 demo:
 	@scripts/deps.sh

@@ -650,8 +650,9 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
  * A write into a partially present block makes its sectors present only
  * once its data is on the device: until then a read of them still gets
  * the parent's data, never what the child's block held before.  A new
- * block enters the BAT only then, for the same reason.  The worker ends
- * such a bio, which brings it back here with both flags clear.
+ * block enters the BAT only then, for the same reason.  Where the bitmap
+ * page is cached the sectors are marked here; otherwise the worker ends
+ * the bio, which brings it back here with both flags clear.
  */
 static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 		       blk_status_t *error)
@@ -668,8 +669,11 @@ static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 		return DM_ENDIO_INCOMPLETE;
 	}
 	if (ctx->set_bits && !*error) {
-		vhdx_completed(vt, bio);
-		return DM_ENDIO_INCOMPLETE;
+		/* A FUA write must wait for the commit: the worker's job. */
+		if ((bio->bi_opf & REQ_FUA) || !vhdx_mark_present(vt, bio)) {
+			vhdx_completed(vt, bio);
+			return DM_ENDIO_INCOMPLETE;
+		}
 	}
 	ctx->set_bits = false;
 	vhdx_unpin(vt, bio);

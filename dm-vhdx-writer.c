@@ -83,6 +83,31 @@ void vhdx_mark_on_completion(struct vhdx_target *vt, struct bio *bio)
 	ctx->sectors = bio_sectors(bio);
 }
 
+static void vhdx_arm_commit(struct vhdx_target *vt)
+{
+	if (vt->commit_ms)
+		queue_delayed_work(vt->wq, &vt->commit_work,
+				   msecs_to_jiffies(vt->commit_ms));
+}
+
+/*
+ * From end_io, after a successful data write: marks the sectors present
+ * without the worker, if their bitmap pages are cached and no commit is
+ * gathering.
+ */
+bool vhdx_mark_present(struct vhdx_target *vt, struct bio *bio)
+{
+	struct vhdx_bio_ctx *ctx = vhdx_ctx(bio);
+	unsigned int lss_shift = ilog2(vt->img.geo.logical_sector_size) -
+				 SECTOR_SHIFT;
+
+	if (!vhdx_bitmap_set_cached(&vt->img, ctx->sector >> lss_shift,
+				    ctx->sectors >> lss_shift))
+		return false;
+	vhdx_arm_commit(vt);
+	return true;
+}
+
 /* From end_io: the data write is done; the worker finishes the bio. */
 void vhdx_completed(struct vhdx_target *vt, struct bio *bio)
 {
@@ -149,13 +174,6 @@ static void vhdx_set_failed(struct vhdx_target *vt)
 	if (!test_and_set_bit(VHDX_FAILED, &vt->flags))
 		DMERR("%s: metadata update failed, no more writes: %s",
 		      vhdx_name(vt), vt->img.error);
-}
-
-static void vhdx_arm_commit(struct vhdx_target *vt)
-{
-	if (vt->commit_ms)
-		queue_delayed_work(vt->wq, &vt->commit_work,
-				   msecs_to_jiffies(vt->commit_ms));
 }
 
 static int vhdx_session_open(struct vhdx_target *vt)
@@ -428,10 +446,7 @@ static blk_status_t vhdx_bitmap_block(struct vhdx_target *vt, u64 chunk,
 		*zero_at = offset;
 		return BLK_STS_OK;
 	}
-	if (vhdx_bitmap_attach(img, chunk)) {
-		vhdx_space_return(img, offset, VHDX_BITMAP_BLOCK_SIZE);
-		return BLK_STS_RESOURCE;
-	}
+	vhdx_bitmap_attach(img, chunk);
 	vhdx_bat_update(img, index, offset | VHDX_BITMAP_PRESENT);
 	return BLK_STS_OK;
 }
@@ -548,9 +563,8 @@ static void vhdx_allocated(struct vhdx_target *vt, struct bio *bio,
 		DMERR_LIMIT("%s: cannot zero a new block", vhdx_name(vt));
 		bio->bi_status = BLK_STS_IOERR;
 	}
-	if (!bio->bi_status && ctx->bitmap_offset &&
-	    vhdx_bitmap_attach(img, ctx->chunk))
-		bio->bi_status = BLK_STS_RESOURCE;
+	if (!bio->bi_status && ctx->bitmap_offset)
+		vhdx_bitmap_attach(img, ctx->chunk);
 	if (bio->bi_status) {
 		ctx->set_bits = false;
 		vhdx_space_return(img, vhdx_bat_offset(ctx->entry),

@@ -171,6 +171,7 @@ u64 vhdx_bitmap_budget(void);
 int vhdx_writer_init(struct vhdx_target *vt);
 void vhdx_writer_exit(struct vhdx_target *vt);
 void vhdx_defer_bio(struct vhdx_target *vt, struct bio *bio);
+bool vhdx_mark_present(struct vhdx_target *vt, struct bio *bio);
 void vhdx_completed(struct vhdx_target *vt, struct bio *bio);
 void vhdx_writer_stop(struct vhdx_target *vt);
 void vhdx_writer_zero_tail(struct vhdx_target *vt);

@@ -9,7 +9,12 @@
 # The last line printed is the sum, in the same form; the exit status is
 # non-zero if anything failed.
 #
-# Usage: scripts/check.sh
+# Usage: scripts/check.sh [--debug]
+#   --debug: instead, the guest tests that exercise the write path,
+#   discards, differencing chains and hostile images, on the debug kernel
+#   (scripts/debug-kernel.sh: KASAN, KFENCE, UBSAN, lockdep, kmemleak;
+#   its first build takes about an hour on two cores).
+# Environment: DEBUG_GROUPS, the tests/write groups of --debug.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -17,6 +22,11 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNNERS=(tests/kunit/run.sh tests/host/run.sh tests/e2e/run.sh tests/write/run.sh
 	tests/tools/run.sh tests/system/run.sh tests/fuzz/run.sh tests/diff/run.sh)
+DEBUG_GROUPS=${DEBUG_GROUPS:-mirror,failing,stale,alloczero,discard,diffdiscard,logwrites,powercut}
+DEBUG_RUNNERS=("tests/write/run.sh --kernel debug --only $DEBUG_GROUPS"
+	"tests/e2e/run.sh --kernel debug --only damaged,dirty-log,huge"
+	"tests/diff/run.sh --kernel debug --only chains"
+	"tests/diff/run.sh --kernel debug --only bmcache")
 
 PASSED=0
 FAILED=0
@@ -45,14 +55,17 @@ build() {
 	FAILED=$((FAILED + $(grep -c '^FAIL build-' "$WORK/build.out" || true)))
 }
 
-# Run one runner and add its "N passed, M failed" line.  A runner that
-# fails without saying so, or dies before its summary, counts one failure.
+# Run one runner (with its arguments) and add its "N passed, M failed"
+# line.  A runner that fails without saying so, or dies before its
+# summary, counts one failure.
 run_runner() {
 	local runner=$1 rc out=$WORK/runner.out last p f
+	local -a args
+	read -r -a args <<< "$runner"
 	stage "$runner"
 	set +e
 	# bash, not exec: a missing execute bit must not fail CI.
-	bash "$TOP/$runner" < /dev/null 2>&1 | tee "$out"
+	bash "$TOP/${args[0]}" "${args[@]:1}" < /dev/null 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
 	set -e
 	last=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
@@ -71,8 +84,31 @@ run_runner() {
 	echo "check: $runner: $last (rc=$rc)"
 }
 
+check_debug() {
+	local r
+	stage "scripts/deps.sh"
+	"$TOP/scripts/deps.sh"
+	stage "scripts/debug-kernel.sh"
+	"$TOP/scripts/debug-kernel.sh"
+	stage "build-all debug"
+	"$TOP/scripts/build-all.sh" debug 2>&1 | tee "$WORK/build.out" || true
+	PASSED=$((PASSED + $(grep -c '^PASS build-' "$WORK/build.out" || true)))
+	FAILED=$((FAILED + $(grep -c '^FAIL build-' "$WORK/build.out" || true)))
+	# TCG and KASAN together: a guest takes several times as long.
+	export BOOT_TIMEOUT=${BOOT_TIMEOUT:-900}
+	for r in "${DEBUG_RUNNERS[@]}"; do
+		run_runner "$r"
+	done
+	stage "done"
+	summary
+}
+
 main() {
 	local r
+	if [ "${1:-}" = --debug ]; then
+		check_debug
+		return
+	fi
 	setup
 	build
 	for r in "${RUNNERS[@]}"; do

@@ -65,11 +65,11 @@ static int bitmap_ensure(struct edit *e, u64 chunk)
 	if (vhdx_bitmap_present(img, chunk))
 		return 0;
 	ret = grow_file(e, VHDX_BITMAP_BLOCK_SIZE, &off);
-	if (!ret)
-		ret = vhdx_bitmap_attach(img, chunk);
-	if (!ret)
-		vhdx_bat_update(img, index, off | VHDX_BITMAP_PRESENT);
-	return ret;
+	if (ret)
+		return ret;
+	vhdx_bitmap_attach(img, chunk);
+	vhdx_bat_update(img, index, off | VHDX_BITMAP_PRESENT);
+	return 0;
 }
 
 /*

@@ -8,18 +8,28 @@
  * bounded by img->bmc.budget (vhdx.h): a clean page is dropped, least
  * recently used first, when a new one would exceed it; dirty pages and
  * pages whose commit has not been checkpointed are held until it has.
- * What stays proportional to the image is one pointer per chunk.
+ * What stays proportional to the image is 8 bytes per chunk.
+ *
+ * Swap may be writing through the device whose bitmaps these are, so a
+ * load never waits for memory: when the allocator has none at once, the
+ * page is taken over from the cache's oldest clean page, or from a small
+ * reserve set aside at open.
  */
 #include "vhdx.h"
 
 #define VHDX_BITMAP_PAGE_COST \
 	(VHDX_LOG_SECTOR_SIZE + sizeof(struct vhdx_bitmap_page))
-#define VHDX_BITMAP_CHUNK_COST	sizeof(struct vhdx_bitmap)
+#define VHDX_BITMAP_HASH_MAX_BITS	18
 
 static void vhdx_list_init(struct vhdx_bitmap_page *head)
 {
 	head->prev = head;
 	head->next = head;
+}
+
+static bool vhdx_list_empty(const struct vhdx_bitmap_page *head)
+{
+	return head->next == head;
 }
 
 static void vhdx_list_del(struct vhdx_bitmap_page *p)
@@ -39,13 +49,14 @@ static void vhdx_list_add_tail(struct vhdx_bitmap_page *head,
 	head->prev = p;
 }
 
-static struct vhdx_bitmap_page *vhdx_bitmap_page_new(void)
+static struct vhdx_bitmap_page *vhdx_bitmap_page_new(bool wait)
 {
-	struct vhdx_bitmap_page *p = vhdx_alloc(sizeof(*p));
+	void *(*alloc)(size_t size) = wait ? vhdx_alloc : vhdx_alloc_nowait;
+	struct vhdx_bitmap_page *p = alloc(sizeof(*p));
 
 	if (!p)
 		return NULL;
-	p->bits = vhdx_alloc(VHDX_LOG_SECTOR_SIZE);
+	p->bits = alloc(VHDX_LOG_SECTOR_SIZE);
 	if (!p->bits) {
 		vhdx_free(p);
 		return NULL;
@@ -59,6 +70,17 @@ static void vhdx_bitmap_page_free(struct vhdx_bitmap_page *p)
 	if (p) {
 		vhdx_free(p->bits);
 		vhdx_free(p);
+	}
+}
+
+static void vhdx_bitmap_list_free(struct vhdx_bitmap_page *head)
+{
+	while (!vhdx_list_empty(head)) {
+		struct vhdx_bitmap_page *p = head->next;
+
+		vhdx_list_del(p);
+		vhdx_bitmap_page_free(p);
+		vhdx_cond_resched();
 	}
 }
 
@@ -81,15 +103,27 @@ static int vhdx_bitmaps_check_chunk(struct vhdx_image *img, u64 chunk)
 	return 0;
 }
 
+/* Enough buckets for the pages the budget allows, bounded. */
+static u32 vhdx_bitmap_hash_bits(u64 budget)
+{
+	u64 pages = budget / VHDX_BITMAP_PAGE_COST;
+	u32 bits = 4;
+
+	while (bits < VHDX_BITMAP_HASH_MAX_BITS && (1ULL << bits) < pages)
+		bits++;
+	return bits;
+}
+
 /*
- * At open: the per-chunk index and the empty cache.  No bitmap is read
- * here; only the BAT is checked, so open costs the same whatever the
+ * At open: the per-chunk index, the hash and the reserve.  No bitmap is
+ * read here; only the BAT is checked, so open costs the same whatever the
  * bitmaps hold.
  */
 int vhdx_bitmaps_load(struct vhdx_image *img)
 {
 	const struct vhdx_geometry *geo = &img->geo;
 	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p;
 	u64 chunk;
 	int ret;
 
@@ -102,40 +136,46 @@ int vhdx_bitmaps_load(struct vhdx_image *img)
 		if (ret)
 			return ret;
 	}
-	img->bitmaps = vhdx_alloc(geo->bitmap_blocks * sizeof(*img->bitmaps));
-	if (!img->bitmaps)
-		return vhdx_fail(img, -ENOMEM,
-				 "sector bitmaps: out of memory for %llu chunks",
-				 (unsigned long long)geo->bitmap_blocks);
 	memset(c, 0, sizeof(*c));
 	vhdx_lock_init(&c->lock);
 	vhdx_list_init(&c->lru);
 	vhdx_list_init(&c->held);
+	vhdx_list_init(&c->reserve);
 	c->budget = img->bitmap_budget ?: VHDX_BITMAP_CACHE_DEFAULT;
+	c->hash_bits = vhdx_bitmap_hash_bits(c->budget);
+	img->bitmaps = vhdx_alloc(geo->bitmap_blocks * sizeof(*img->bitmaps));
+	c->hash = vhdx_alloc(sizeof(*c->hash) << c->hash_bits);
+	if (!img->bitmaps || !c->hash)
+		goto nomem;
+	for (; c->reserved < VHDX_BITMAP_RESERVE; c->reserved++) {
+		p = vhdx_bitmap_page_new(true);
+		if (!p)
+			goto nomem;
+		vhdx_list_add_tail(&c->reserve, p);
+	}
 	return 0;
-}
-
-static void vhdx_bitmap_chunk_free(struct vhdx_bitmap *b)
-{
-	u32 i;
-
-	for (i = 0; i < VHDX_BITMAP_PAGES; i++)
-		vhdx_bitmap_page_free(b->pages[i]);
-	vhdx_free(b);
+nomem:
+	vhdx_bitmaps_free(img);
+	return vhdx_fail(img, -ENOMEM,
+			 "sector bitmaps: out of memory for %llu chunks",
+			 (unsigned long long)geo->bitmap_blocks);
 }
 
 /* No one else may use the image any more. */
 void vhdx_bitmaps_free(struct vhdx_image *img)
 {
-	u64 chunk;
+	struct vhdx_bitmap_cache *c = &img->bmc;
 
-	if (!img->bitmaps)
+	if (!img->bitmaps && !c->hash)
 		return;
-	for (chunk = 0; chunk < img->geo.bitmap_blocks; chunk++) {
-		vhdx_cond_resched();
-		if (img->bitmaps[chunk])
-			vhdx_bitmap_chunk_free(img->bitmaps[chunk]);
-	}
+	/* Every page is on exactly one of these lists. */
+	vhdx_bitmap_list_free(&c->lru);
+	vhdx_bitmap_list_free(&c->held);
+	vhdx_bitmap_list_free(&c->reserve);
+	c->reserved = 0;
+	c->used = 0;
+	vhdx_free(c->hash);
+	c->hash = NULL;
 	vhdx_free(img->bitmaps);
 	img->bitmaps = NULL;
 }
@@ -147,87 +187,123 @@ bool vhdx_bitmap_present(const struct vhdx_image *img, u64 chunk)
 	return vhdx_bat_state(entry) == VHDX_BITMAP_PRESENT;
 }
 
+static struct vhdx_bitmap_page **vhdx_bitmap_bucket(struct vhdx_bitmap_cache *c,
+						    u64 chunk, u32 page)
+{
+	u64 key = chunk * VHDX_BITMAP_PAGES + page;
+
+	/* Fibonacci hashing: the top bits of the product mix every key bit. */
+	return &c->hash[(key * 0x9e3779b97f4a7c15ULL) >> (64 - c->hash_bits)];
+}
+
 /* Under the lock. */
 static struct vhdx_bitmap_page *vhdx_bitmap_find(struct vhdx_image *img,
 						 u64 chunk, u32 page)
 {
-	struct vhdx_bitmap *b = img->bitmaps[chunk];
+	struct vhdx_bitmap_page *p = *vhdx_bitmap_bucket(&img->bmc, chunk,
+							 page);
 
-	return b ? b->pages[page] : NULL;
+	while (p && (p->chunk != chunk || p->index != page))
+		p = p->hash_next;
+	return p;
+}
+
+/* Under the lock: @p, clean and cached, leaves the cache. */
+static void vhdx_bitmap_uncache(struct vhdx_image *img,
+				struct vhdx_bitmap_page *p)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page **link = vhdx_bitmap_bucket(c, p->chunk,
+							    p->index);
+
+	while (*link != p)
+		link = &(*link)->hash_next;
+	*link = p->hash_next;
+	p->hash_next = NULL;
+	vhdx_list_del(p);
+	/* Its bits may have been set and written since the attach. */
+	img->bitmaps[p->chunk].zero = false;
+	c->used -= VHDX_BITMAP_PAGE_COST;
+	c->evictions++;
 }
 
 /*
  * Under the lock: drops clean pages, oldest first, until the cache fits
- * its budget again, never @keep.  What is dropped goes to @pages and
- * @chunks, to be freed once the lock is released.
+ * its budget again, never @keep.  They refill the reserve first; the rest
+ * go to @dropped, to be freed once the lock is released.
  */
 static void vhdx_bitmap_shrink(struct vhdx_image *img,
 			       struct vhdx_bitmap_page *keep,
-			       struct vhdx_bitmap_page *pages,
-			       struct vhdx_bitmap **chunks)
+			       struct vhdx_bitmap_page *dropped)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
 	struct vhdx_bitmap_page *p = c->lru.next;
-	struct vhdx_bitmap *b;
 
 	while (c->used > c->budget && p != &c->lru) {
 		struct vhdx_bitmap_page *next = p->next;
 
-		if (p == keep) {
-			p = next;
-			continue;
-		}
-		vhdx_list_del(p);
-		vhdx_list_add_tail(pages, p);
-		b = p->chunk;
-		b->pages[p->index] = NULL;
-		b->cached--;
-		/* Its bits may have been set and written since the attach. */
-		b->zero = false;
-		c->used -= VHDX_BITMAP_PAGE_COST;
-		c->evictions++;
-		if (!b->cached) {
-			img->bitmaps[b->chunk] = NULL;
-			c->used -= VHDX_BITMAP_CHUNK_COST;
-			b->next_free = *chunks;
-			*chunks = b;
+		if (p != keep) {
+			vhdx_bitmap_uncache(img, p);
+			if (c->reserved < VHDX_BITMAP_RESERVE) {
+				vhdx_list_add_tail(&c->reserve, p);
+				c->reserved++;
+			} else {
+				vhdx_list_add_tail(dropped, p);
+			}
 		}
 		p = next;
 	}
 }
 
-static void vhdx_bitmap_free_dropped(struct vhdx_bitmap_page *pages,
-				     struct vhdx_bitmap *chunks)
+/*
+ * Memory for a page to load: from the allocator if it has some at once,
+ * else the oldest clean page of the cache, else the reserve.  Only when
+ * all three fail (every cached page is waiting for its checkpoint and the
+ * reserve is in use) does it wait for the allocator.
+ */
+static struct vhdx_bitmap_page *vhdx_bitmap_page_take(struct vhdx_image *img)
 {
-	struct vhdx_bitmap *next;
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p = NULL;
+	unsigned long flags;
 
-	while (pages->next != pages) {
-		struct vhdx_bitmap_page *p = pages->next;
-
+	if (!c->alloc_fails) {
+		p = vhdx_bitmap_page_new(false);
+		if (p)
+			return p;
+	}
+	vhdx_lock(&c->lock, flags);
+	if (!vhdx_list_empty(&c->lru)) {
+		p = c->lru.next;
+		vhdx_bitmap_uncache(img, p);
+	} else if (c->reserved) {
+		p = c->reserve.next;
 		vhdx_list_del(p);
-		vhdx_bitmap_page_free(p);
+		c->reserved--;
 	}
-	for (; chunks; chunks = next) {
-		next = chunks->next_free;
-		vhdx_free(chunks);
-	}
+	if (p)
+		c->taken++;
+	vhdx_unlock(&c->lock, flags);
+	if (!p && !c->alloc_fails)
+		p = vhdx_bitmap_page_new(true);
+	return p;
 }
 
-/* Under the lock: @b becomes @chunk's entry, if it has none. */
-static struct vhdx_bitmap *vhdx_bitmap_chunk_get(struct vhdx_image *img,
-						 u64 chunk,
-						 struct vhdx_bitmap **b)
+/* A page that was not cached after all: back to the reserve, or freed. */
+static void vhdx_bitmap_page_put(struct vhdx_image *img,
+				 struct vhdx_bitmap_page *p)
 {
-	struct vhdx_bitmap *have = img->bitmaps[chunk];
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	unsigned long flags;
 
-	if (have || !*b)
-		return have;
-	have = *b;
-	*b = NULL;
-	have->chunk = chunk;
-	img->bitmaps[chunk] = have;
-	img->bmc.used += VHDX_BITMAP_CHUNK_COST;
-	return have;
+	vhdx_lock(&c->lock, flags);
+	if (c->reserved < VHDX_BITMAP_RESERVE) {
+		vhdx_list_add_tail(&c->reserve, p);
+		c->reserved++;
+		p = NULL;
+	}
+	vhdx_unlock(&c->lock, flags);
+	vhdx_bitmap_page_free(p);
 }
 
 /*
@@ -238,35 +314,28 @@ static struct vhdx_bitmap *vhdx_bitmap_chunk_get(struct vhdx_image *img,
 static int vhdx_bitmap_load(struct vhdx_image *img, u64 chunk, u32 page)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
-	struct vhdx_bitmap_page *p = NULL, dropped;
-	struct vhdx_bitmap *b = NULL, *chunks = NULL;
+	struct vhdx_bitmap_page *p, dropped, **bucket;
 	unsigned long flags;
-	bool zero, need_chunk;
 	u64 entry, gen;
+	bool zero;
 	int ret = 0;
 
 	vhdx_list_init(&dropped);
+	p = vhdx_bitmap_page_take(img);
+	if (!p)
+		return vhdx_fail(img, -ENOMEM,
+				 "sector bitmap of chunk %llu: out of memory",
+				 (unsigned long long)chunk);
 	for (;;) {
 		vhdx_lock(&c->lock, flags);
 		if (vhdx_bitmap_find(img, chunk, page)) {
 			vhdx_unlock(&c->lock, flags);
 			break;
 		}
-		zero = img->bitmaps[chunk] && img->bitmaps[chunk]->zero;
-		need_chunk = !img->bitmaps[chunk];
+		zero = img->bitmaps[chunk].zero;
 		gen = c->gen;
 		vhdx_unlock(&c->lock, flags);
 
-		if (need_chunk && !b)
-			b = vhdx_alloc(sizeof(*b));
-		if (!p)
-			p = vhdx_bitmap_page_new();
-		if (!p || (need_chunk && !b)) {
-			ret = vhdx_fail(img, -ENOMEM,
-					"sector bitmap of chunk %llu: out of memory",
-					(unsigned long long)chunk);
-			break;
-		}
 		/* Without a bitmap block every sector is in the parent. */
 		entry = vhdx_bat_get(img, vhdx_bat_bitmap_index(&img->geo, chunk));
 		if (zero || vhdx_bat_state(entry) != VHDX_BITMAP_PRESENT) {
@@ -287,31 +356,30 @@ static int vhdx_bitmap_load(struct vhdx_image *img, u64 chunk, u32 page)
 
 		vhdx_lock(&c->lock, flags);
 		/* A page written in place meanwhile may have been read stale. */
-		if (c->gen != gen ||
-		    (!img->bitmaps[chunk] && !b)) {
+		if (c->gen != gen) {
 			vhdx_unlock(&c->lock, flags);
 			continue;
 		}
 		if (!vhdx_bitmap_find(img, chunk, page)) {
-			struct vhdx_bitmap *have;
-
-			have = vhdx_bitmap_chunk_get(img, chunk, &b);
-			p->chunk = have;
+			p->chunk = chunk;
 			p->index = page;
-			have->pages[page] = p;
-			have->cached++;
+			p->dirty = false;
+			p->held = false;
+			bucket = vhdx_bitmap_bucket(c, chunk, page);
+			p->hash_next = *bucket;
+			*bucket = p;
 			vhdx_list_add_tail(&c->lru, p);
 			c->used += VHDX_BITMAP_PAGE_COST;
 			c->loads++;
-			vhdx_bitmap_shrink(img, p, &dropped, &chunks);
+			vhdx_bitmap_shrink(img, p, &dropped);
 			p = NULL;
 		}
 		vhdx_unlock(&c->lock, flags);
 		break;
 	}
-	vhdx_bitmap_page_free(p);
-	vhdx_free(b);
-	vhdx_bitmap_free_dropped(&dropped, chunks);
+	if (p)
+		vhdx_bitmap_page_put(img, p);
+	vhdx_bitmap_list_free(&dropped);
 	return ret;
 }
 
@@ -410,29 +478,48 @@ u64 vhdx_bitmap_run(struct vhdx_image *img, u64 sector, u64 count,
  * need no read until one of them has been dropped.  Must come before the
  * BAT entry that makes the block present.
  */
-int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk)
+void vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
-	struct vhdx_bitmap *b = vhdx_alloc(sizeof(*b)), *have;
 	unsigned long flags;
 
-	if (!b)
-		return vhdx_fail(img, -ENOMEM,
-				 "sector bitmap of chunk %llu: out of memory",
-				 (unsigned long long)chunk);
 	vhdx_lock(&c->lock, flags);
-	have = vhdx_bitmap_chunk_get(img, chunk, &b);
 	/* Pages cached before were zeros: there was no bitmap block. */
-	have->zero = true;
+	img->bitmaps[chunk].zero = true;
 	vhdx_unlock(&c->lock, flags);
-	vhdx_free(b);
-	return 0;
+}
+
+/* Under the lock: bits @in_page to @in_page + @n - 1 of @p are set. */
+static void vhdx_bitmap_page_set(struct vhdx_image *img,
+				 struct vhdx_bitmap_page *p, u32 in_page, u32 n)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	bool changed = false;
+	u32 k;
+
+	for (k = in_page; k < in_page + n; k++) {
+		if (vhdx_bit(p->bits, k))
+			continue;
+		p->bits[k / 8] |= 1U << (k % 8);
+		changed = true;
+	}
+	if (changed && !p->dirty) {
+		p->dirty = true;
+		img->bitmaps[p->chunk].dirty++;
+		WRITE_ONCE(c->dirty_pages, c->dirty_pages + 1);
+	}
+	if (p->dirty && !p->held) {
+		p->held = true;
+		vhdx_list_del(p);
+		vhdx_list_add_tail(&c->held, p);
+	}
 }
 
 /*
  * Marks @count logical sectors from @sector as present in this image, for
  * the next commit; loads the pages it needs.  The range must lie in one
- * payload block, and so in one chunk.
+ * payload block, and so in one chunk.  Only the thread that commits may
+ * call it.
  */
 int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 {
@@ -441,8 +528,7 @@ int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 	u32 i = (u32)(sector % VHDX_SECTORS_PER_CHUNK);
 	struct vhdx_bitmap_page *p;
 	unsigned long flags;
-	u32 page, in_page, n, k;
-	bool changed;
+	u32 page, in_page, n;
 	int ret;
 
 	if (!img->bitmaps)
@@ -460,29 +546,52 @@ int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 				return ret;
 			continue;
 		}
-		changed = false;
-		for (k = in_page; k < in_page + n; k++) {
-			if (vhdx_bit(p->bits, k))
-				continue;
-			p->bits[k / 8] |= 1U << (k % 8);
-			changed = true;
-		}
-		if (changed && !p->dirty) {
-			p->dirty = true;
-			p->chunk->dirty++;
-			WRITE_ONCE(img->txn.dirty_count,
-				   img->txn.dirty_count + 1);
-		}
-		if (p->dirty && !p->held) {
-			p->held = true;
-			vhdx_list_del(p);
-			vhdx_list_add_tail(&c->held, p);
-		}
+		vhdx_bitmap_page_set(img, p, in_page, n);
 		vhdx_unlock(&c->lock, flags);
 		i += n;
 		count -= n;
 	}
 	return 0;
+}
+
+/*
+ * vhdx_bitmap_set() for any thread, in any context, without blocking: it
+ * does nothing and returns false if a page it needs is not cached, or if
+ * a commit is reading the dirty pages (a bit set then could be cleared as
+ * logged without having been).  The range lies in one payload block.
+ */
+bool vhdx_bitmap_set_cached(struct vhdx_image *img, u64 sector, u64 count)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	u64 chunk = sector / VHDX_SECTORS_PER_CHUNK;
+	u32 first = (u32)(sector % VHDX_SECTORS_PER_CHUNK);
+	u32 last = first + (u32)count - 1;
+	u32 page, in_page, n;
+	unsigned long flags;
+	bool done = true;
+
+	if (!img->bitmaps || !count)
+		return false;
+	vhdx_lock(&c->lock, flags);
+	for (page = first / VHDX_BITMAP_PAGE_BITS;
+	     done && page <= last / VHDX_BITMAP_PAGE_BITS; page++)
+		done = vhdx_bitmap_find(img, chunk, page);
+	done = done && !c->gathering;
+	if (done) {
+		for (page = first / VHDX_BITMAP_PAGE_BITS;
+		     page <= last / VHDX_BITMAP_PAGE_BITS; page++) {
+			in_page = page == first / VHDX_BITMAP_PAGE_BITS ?
+				  first % VHDX_BITMAP_PAGE_BITS : 0;
+			n = min_t(u32, VHDX_BITMAP_PAGE_BITS,
+				  last - page * VHDX_BITMAP_PAGE_BITS + 1) -
+			    in_page;
+			vhdx_bitmap_page_set(img,
+					     vhdx_bitmap_find(img, chunk, page),
+					     in_page, n);
+		}
+	}
+	vhdx_unlock(&c->lock, flags);
+	return done;
 }
 
 /* A copy of one page of @chunk's bitmap, through the cache. */
@@ -538,7 +647,7 @@ u32 vhdx_bitmap_chunk_dirty(struct vhdx_image *img, u64 chunk)
 	u32 dirty;
 
 	vhdx_lock(&c->lock, flags);
-	dirty = img->bitmaps[chunk] ? img->bitmaps[chunk]->dirty : 0;
+	dirty = img->bitmaps[chunk].dirty;
 	vhdx_unlock(&c->lock, flags);
 	return dirty;
 }
@@ -565,6 +674,22 @@ bool vhdx_bitmap_dirty_page(struct vhdx_image *img, u64 chunk, u32 page,
 	return p;
 }
 
+/*
+ * A commit starts (true) or fails (false) reading the dirty pages:
+ * meanwhile vhdx_bitmap_set_cached() leaves them alone.
+ */
+void vhdx_bitmaps_gathering(struct vhdx_image *img, bool gathering)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	unsigned long flags;
+
+	if (!img->bitmaps)
+		return;
+	vhdx_lock(&c->lock, flags);
+	c->gathering = gathering;
+	vhdx_unlock(&c->lock, flags);
+}
+
 /* The commit logged every dirty page: they wait for their checkpoint. */
 void vhdx_bitmaps_logged(struct vhdx_image *img)
 {
@@ -578,9 +703,11 @@ void vhdx_bitmaps_logged(struct vhdx_image *img)
 	for (p = c->held.next; p != &c->held; p = p->next) {
 		if (p->dirty) {
 			p->dirty = false;
-			p->chunk->dirty--;
+			img->bitmaps[p->chunk].dirty--;
 		}
 	}
+	WRITE_ONCE(c->dirty_pages, 0);
+	c->gathering = false;
 	vhdx_unlock(&c->lock, flags);
 }
 
@@ -592,7 +719,6 @@ void vhdx_bitmaps_checkpointed(struct vhdx_image *img)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
 	struct vhdx_bitmap_page *p, *next, dropped;
-	struct vhdx_bitmap *chunks = NULL;
 	unsigned long flags;
 
 	if (!img->bitmaps)
@@ -608,7 +734,7 @@ void vhdx_bitmaps_checkpointed(struct vhdx_image *img)
 		vhdx_list_add_tail(&c->lru, p);
 	}
 	c->gen++;
-	vhdx_bitmap_shrink(img, NULL, &dropped, &chunks);
+	vhdx_bitmap_shrink(img, NULL, &dropped);
 	vhdx_unlock(&c->lock, flags);
-	vhdx_bitmap_free_dropped(&dropped, chunks);
+	vhdx_bitmap_list_free(&dropped);
 }

@@ -31,6 +31,15 @@ static inline void *vhdx_alloc(size_t size)
 	return kvzalloc(size, GFP_KERNEL);
 }
 
+/*
+ * For memory a caller can do without for now: no reclaim that waits for
+ * I/O, which may be queued behind the caller, and no retries.
+ */
+static inline void *vhdx_alloc_nowait(size_t size)
+{
+	return kzalloc(size, GFP_NOIO | __GFP_NORETRY | __GFP_NOWARN);
+}
+
 static inline void vhdx_free(const void *p)
 {
 	kvfree(p);

@@ -270,10 +270,11 @@ int vhdx_commit(struct vhdx_image *img)
 	u32 count;
 	int ret = 0;
 
-	if (!txn->dirty_count)
+	if (!vhdx_txn_dirty(img))
 		return 0;
 	if (!txn->session)
 		return vhdx_fail(img, -EINVAL, "commit outside a session");
+	vhdx_bitmaps_gathering(img, true);
 	while ((count = vhdx_txn_gather(img, &end, updates))) {
 		ret = vhdx_checkpoint(img);
 		if (!ret)
@@ -284,8 +285,10 @@ int vhdx_commit(struct vhdx_image *img)
 			break;
 		txn->ckpt_count = count;
 	}
-	if (ret)
+	if (ret) {
+		vhdx_bitmaps_gathering(img, false);
 		return ret;
+	}
 	vhdx_txn_clean(img);
 	return 0;
 }

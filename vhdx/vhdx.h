@@ -141,25 +141,26 @@ struct vhdx_log_update;
 #define VHDX_BITMAP_PAGES	(VHDX_BITMAP_BLOCK_SIZE / VHDX_LOG_SECTOR_SIZE)
 #define VHDX_BITMAP_PAGE_BITS	(VHDX_LOG_SECTOR_SIZE * 8)
 #define VHDX_BITMAP_CACHE_DEFAULT	(16 * VHDX_MiB)
-
-struct vhdx_bitmap;
+/*
+ * Pages kept aside at open for loads that find memory exhausted and no
+ * clean page to take over: one load at a time runs in each of the two
+ * threads that load (the reader and the writer of a table).
+ */
+#define VHDX_BITMAP_RESERVE	2
 
 struct vhdx_bitmap_page {
 	u8 *bits;			/* VHDX_LOG_SECTOR_SIZE bytes */
-	struct vhdx_bitmap_page *prev, *next;	/* in lru or held */
-	struct vhdx_bitmap *chunk;
+	struct vhdx_bitmap_page *prev, *next;	/* in lru, held or reserve */
+	struct vhdx_bitmap_page *hash_next;	/* in its bucket, if cached */
+	u64 chunk;
 	u32 index;			/* page in its chunk */
 	bool dirty;			/* changed since the last commit */
 	bool held;			/* dirty, or logged and not in place */
 };
 
-/* The cached pages of one chunk; freed with its last page. */
+/* What the cache knows of each chunk, cached or not: 8 bytes. */
 struct vhdx_bitmap {
-	struct vhdx_bitmap_page *pages[VHDX_BITMAP_PAGES];
-	struct vhdx_bitmap *next_free;	/* while being freed */
-	u64 chunk;
-	u32 cached;			/* pages present */
-	u32 dirty;			/* of those, dirty */
+	u32 dirty;			/* cached pages that are dirty */
 	bool zero;			/* new block: absent pages are zeros */
 };
 
@@ -168,17 +169,27 @@ struct vhdx_bitmap {
  * with the lock held, so a page is never freed under a reader.  Loads read
  * outside the lock and insert afterwards; gen changes whenever held pages
  * were written in place, so a load that raced with that reads again.
+ * Pages are found through a hash of (chunk, page) whose size follows the
+ * budget, so a miss needs memory for the page only.
  */
 struct vhdx_bitmap_cache {
 	struct vhdx_lock lock;
+	struct vhdx_bitmap_page **hash;
+	u32 hash_bits;
 	struct vhdx_bitmap_page lru;	/* clean pages, oldest first */
 	struct vhdx_bitmap_page held;	/* dirty or not yet checkpointed */
+	struct vhdx_bitmap_page reserve;	/* not cached, see above */
+	u32 reserved;			/* pages in reserve */
+	u32 dirty_pages;		/* for the next commit */
+	bool gathering;			/* a commit reads the dirty pages */
+	bool alloc_fails;		/* tests: as if memory had run out */
 	u64 budget;			/* bytes */
-	u64 used;			/* bytes of pages and chunk entries */
+	u64 used;			/* bytes of cached pages */
 	u64 gen;
 	u64 hits;
 	u64 loads;
 	u64 evictions;
+	u64 taken;			/* loads that found no free memory */
 };
 
 struct vhdx_image {
@@ -213,7 +224,7 @@ struct vhdx_image {
 
 	/* Differencing images only. */
 	struct vhdx_locator *locator;
-	struct vhdx_bitmap **bitmaps;	/* per chunk; NULL: nothing cached */
+	struct vhdx_bitmap *bitmaps;	/* per chunk */
 	struct vhdx_bitmap_cache bmc;
 	u64 bitmap_budget;		/* set by the caller; 0: the default */
 
@@ -411,9 +422,20 @@ void vhdx_bat_update(struct vhdx_image *img, u64 index, u64 entry);
 int vhdx_commit(struct vhdx_image *img);
 int vhdx_checkpoint(struct vhdx_image *img);
 
+/*
+ * BAT sectors and sector bitmap pages the next commit has to log.  The
+ * two counts have different writers: the BAT's is the txn caller's, the
+ * bitmaps' is under the cache's lock (vhdx_bitmap_set_cached()).
+ */
+static inline u32 vhdx_txn_dirty_pages(const struct vhdx_image *img)
+{
+	return READ_ONCE(img->txn.dirty_count) +
+	       READ_ONCE(img->bmc.dirty_pages);
+}
+
 static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
 {
-	return READ_ONCE(img->txn.dirty_count) != 0;
+	return vhdx_txn_dirty_pages(img) != 0;
 }
 
 /*
@@ -441,8 +463,9 @@ int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
 		       bool load, bool *present, u64 *run);
 u64 vhdx_bitmap_run(struct vhdx_image *img, u64 sector, u64 count,
 		    bool *present);
-int vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk);
+void vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk);
 int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
+bool vhdx_bitmap_set_cached(struct vhdx_image *img, u64 sector, u64 count);
 int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
 			  u8 *buf);
 bool vhdx_bitmap_page_cached(struct vhdx_image *img, u64 chunk, u32 page,
@@ -451,6 +474,7 @@ bool vhdx_bitmap_page_cached(struct vhdx_image *img, u64 chunk, u32 page,
 u32 vhdx_bitmap_chunk_dirty(struct vhdx_image *img, u64 chunk);
 bool vhdx_bitmap_dirty_page(struct vhdx_image *img, u64 chunk, u32 page,
 			    const u8 **data);
+void vhdx_bitmaps_gathering(struct vhdx_image *img, bool gathering);
 void vhdx_bitmaps_logged(struct vhdx_image *img);
 void vhdx_bitmaps_checkpointed(struct vhdx_image *img);
 

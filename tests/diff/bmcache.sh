@@ -49,7 +49,7 @@ gnu_dd=/usr/bin/dd
 "$gnu_dd" --version 2>/dev/null | grep -q coreutils || { fail gnu-dd "$gnu_dd is not GNU dd"; finish; }
 make -s -C "$top/tools" vhdxsetup >"$work/build.out" 2>&1 ||
 	{ fail build-vhdxsetup "$(tail -3 "$work/build.out")"; finish; }
-case $kline in 6.1) kglob='6.1.0-*' ;; 6.12) kglob='6.12.*' ;; *) echo "--kernel 6.1|6.12" >&2; exit 2 ;; esac
+case $kline in 6.1) kglob='6.1.0-*' ;; 6.12) kglob='6.12.*' ;; debug) kglob='debug-*' ;; *) echo "--kernel 6.1|6.12|debug" >&2; exit 2 ;; esac
 ko=$(ls "$top"/build/$kglob/dm-vhdx.ko 2>/dev/null | head -1)
 [ -z "${DIFF_MODULE:-}" ] || ko=$DIFF_MODULE
 [ -n "$ko" ] || { fail build-module "no build/$kglob/dm-vhdx.ko: make build-all"; finish; }

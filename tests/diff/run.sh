@@ -16,7 +16,7 @@
 # cache with a budget far below the child's bitmaps, and the memory a
 # table of an image with 128 MiB of bitmaps takes.
 #
-# Usage: tests/diff/run.sh [--keep] [--seed N] [--kernel 6.1|6.12]
+# Usage: tests/diff/run.sh [--keep] [--seed N] [--kernel 6.1|6.12|debug]
 #                          [--only chains|logwrites|bmcache]
 # Prints PASS/FAIL lines and "N passed, M failed"; exit 1 on a failure.
 set -uo pipefail
@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--seed) seed=${2:?}; shift 2 ;;
 	--kernel) kline=${2:?}; shift 2 ;;
 	--only) only=${2:?}; shift 2 ;;
-	*) echo "usage: $0 [--keep] [--seed N] [--kernel 6.1|6.12] [--only chains|logwrites|bmcache]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--keep] [--seed N] [--kernel 6.1|6.12|debug] [--only chains|logwrites|bmcache]" >&2; exit 2 ;;
 	esac
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/dm-vhdx-diff.XXXXXX")
@@ -56,11 +56,13 @@ setup=$top/tools/vhdxsetup
 # cache, which widens a write to the block device's block size.
 gnu_dd=/usr/bin/dd
 "$gnu_dd" --version 2>/dev/null | grep -q coreutils || { fail gnu-dd "$gnu_dd is not GNU dd (coreutils)"; finish; }
-oops_re='\[ *[0-9]+\.[0-9]+\] .*(Oops|BUG:|Kernel panic|WARNING:|Call Trace)'
+# As tests/guest/vm-run: UBSAN's reports carry no BUG:, kmemleak's come
+# from /init on the debug kernel.
+oops_re='\[ *[0-9]+\.[0-9]+\] .*(Oops|BUG:|Kernel panic|WARNING:|Call Trace|UBSAN:)|^VHDX-KMEMLEAK:'
 
 make -s -C "$top/tools" vhdxsetup >"$work/build.out" 2>&1 ||
 	{ fail build-vhdxsetup "$(tail -3 "$work/build.out")"; finish; }
-case $kline in 6.1) kglob='6.1.0-*' ;; 6.12) kglob='6.12.*' ;; *) echo "--kernel 6.1|6.12" >&2; exit 2 ;; esac
+case $kline in 6.1) kglob='6.1.0-*' ;; 6.12) kglob='6.12.*' ;; debug) kglob='debug-*' ;; *) echo "--kernel 6.1|6.12|debug" >&2; exit 2 ;; esac
 ko=$(ls "$top"/build/$kglob/dm-vhdx.ko 2>/dev/null | head -1)
 if [ -z "$ko" ]; then
 	"$top/scripts/build-all.sh" >"$work/build.out" 2>&1

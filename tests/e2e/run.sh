@@ -9,7 +9,7 @@
 # an output disk; each group of images shares one guest boot because a boot
 # under TCG costs seconds.
 #
-# Usage: tests/e2e/run.sh [--kernel 6.1|6.12|both] [--only GROUP[,GROUP...]]
+# Usage: tests/e2e/run.sh [--kernel 6.1|6.12|debug|both] [--only GROUP[,GROUP...]]
 #                         [--keep] [--list]
 # Groups: host, read-qemu-images, libvhdi-oracle, ext4-readonly, dirty-log, damaged,
 #         status-and-table, huge.  --kernel picks the kernels of read-qemu-images
@@ -56,7 +56,8 @@ case $KERNEL in
 6.1) MAIN_KERNELS="6.1"; OTHER_KERNEL=6.1 ;;
 6.12) MAIN_KERNELS="6.12"; OTHER_KERNEL=6.12 ;;
 both) MAIN_KERNELS="6.1 6.12"; OTHER_KERNEL=6.12 ;;
-*) echo "--kernel must be 6.1, 6.12 or both" >&2; exit 2 ;;
+debug) MAIN_KERNELS="debug"; OTHER_KERNEL=debug ;;
+*) echo "--kernel must be 6.1, 6.12, debug or both" >&2; exit 2 ;;
 esac
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dm-vhdx-e2e.XXXXXX")
@@ -195,10 +196,12 @@ boot() {
 	local modarg=()
 	case $kver in
 	6.1) ko=${E2E_MODULE_6_1:-$(ls "$ROOT"/build/6.1.0-*/dm-vhdx.ko 2>/dev/null | head -1 || true)} ;;
+	debug) ko=$(ls "$ROOT"/build/debug-*/dm-vhdx.ko 2>/dev/null | head -1 || true) ;;
 	*) ko=${E2E_MODULE_6_12:-$(ls "$ROOT"/build/6.12.*/dm-vhdx.ko 2>/dev/null | head -1 || true)} ;;
 	esac
 	case $kver in
 	6.1) [ -n "${E2E_MODULE_6_1:-}" ] && modarg=(--module "$E2E_MODULE_6_1") ;;
+	debug) ;;
 	*) [ -n "${E2E_MODULE_6_12:-}" ] && modarg=(--module "$E2E_MODULE_6_12") ;;
 	esac
 	[ -n "${E2E_NO_MODULE_CHECK:-}" ] && ko=none

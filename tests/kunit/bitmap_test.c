@@ -331,7 +331,7 @@ static void bitmap_run_geometry(struct kunit *test, u32 lss, u32 block_size,
 	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img, chunk));
 	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 1 - chunk));
 	/* Nothing of the bitmap is read at open. */
-	KUNIT_EXPECT_NULL(test, img->bitmaps[chunk]);
+	KUNIT_EXPECT_EQ(test, img->bmc.loads, 0ULL);
 	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, chunk, NULL), bits,
 				     SB_SIZE), 0);
 	KUNIT_EXPECT_TRUE(test, no_dirty(img, chunk));
@@ -397,7 +397,8 @@ static void expect_set_state(struct kunit *test, struct vhdx_image *img,
 						 s->want[c], SB_SIZE), 0,
 				    "%s: chunk %u bits", what, c);
 	}
-	KUNIT_EXPECT_EQ_MSG(test, img->txn.dirty_count, s->dirty_count, "%s",
+	KUNIT_EXPECT_EQ_MSG(test, vhdx_txn_dirty_pages(img), s->dirty_count,
+			    "%s",
 			    what);
 }
 
@@ -430,8 +431,8 @@ static void bitmap_set_exact(struct kunit *test)
 	s->have = vhdx_tb_zalloc(test, SB_SIZE);
 	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 0));
 	KUNIT_ASSERT_FALSE(test, vhdx_bitmap_present(img, 1));
-	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 0), 0);
-	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 1), 0);
+	vhdx_bitmap_attach(img, 0);
+	vhdx_bitmap_attach(img, 1);
 	expect_set_state(test, img, s, "attached");
 
 	do_set(test, img, s, 5, 3, 1);
@@ -456,7 +457,7 @@ static void bitmap_set_exact(struct kunit *test)
 	/* A whole block: pages 6 and 7 of chunk 1. */
 	do_set(test, img, s, SPC + 3 * block, block, 2);
 	KUNIT_EXPECT_TRUE(test, vhdx_txn_dirty(img));
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 7U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 7U);
 	/* Nothing reaches the device before a commit. */
 	KUNIT_EXPECT_EQ(test, tb->writes, 0U);
 }
@@ -502,7 +503,7 @@ static void bitmap_commit(struct kunit *test)
 			    img->error);
 	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, SB_SIZE, &sb), 0);
 	KUNIT_EXPECT_EQ(test, sb, tb->data_offset);
-	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 0), 0);
+	vhdx_bitmap_attach(img, 0);
 	vhdx_bat_update(img, 4096, sb | VHDX_BITMAP_PRESENT);
 	for (i = 0; i < ARRAY_SIZE(w); i++) {
 		KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, VHDX_MiB, &off), 0);
@@ -516,7 +517,7 @@ static void bitmap_commit(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, memcmp(bits, want, SB_SIZE), 0);
 	KUNIT_EXPECT_EQ(test, bits[SB_SIZE - 1], 0xff);
 	/* Three BAT sectors and three bitmap pages. */
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 6U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 6U);
 
 	/* From the BAT to the end of the bitmap block, which lies past it. */
 	KUNIT_ASSERT_GT(test, sb, bat);
@@ -546,7 +547,7 @@ static void bitmap_commit(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + bat, img->bat,
 				     img->geo.bat_entries * 8), 0);
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
 	KUNIT_EXPECT_TRUE(test, no_dirty(img, 0));
 	KUNIT_EXPECT_TRUE(test, all_zero(img->txn.dirty,
 					 img->txn.bat_sectors / 8 + 1));
@@ -554,7 +555,7 @@ static void bitmap_commit(struct kunit *test)
 	/* Setting bits already set dirties nothing: nothing to commit. */
 	vhdx_bitmap_set(img, w[0].first, w[0].count);
 	vhdx_bitmap_set(img, 4095 * 2048 + 2044, 4);
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
 	KUNIT_EXPECT_TRUE(test, no_dirty(img, 0));
 	r->nops = 0;
 	KUNIT_EXPECT_EQ(test, vhdx_commit(img), 0);
@@ -614,13 +615,13 @@ static void bitmap_commit_many_pages(struct kunit *test)
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
 			    img->error);
 	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, SB_SIZE, &sb), 0);
-	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 0), 0);
+	vhdx_bitmap_attach(img, 0);
 	vhdx_bat_update(img, 4096, sb | VHDX_BITMAP_PRESENT);
 	for (i = 0; i < 200; i++) {
 		vhdx_bitmap_set(img, i * PAGE_BITS + i, 1);
 		ref_set(want, i * PAGE_BITS + i, 1);
 	}
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 201U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 201U);
 
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
@@ -647,7 +648,7 @@ static void bitmap_commit_many_pages(struct kunit *test)
 		page++;
 	}
 	KUNIT_EXPECT_EQ(test, page, 200ULL);
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
 
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
@@ -710,7 +711,7 @@ static void open_differencing(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, img->geo.bat_entries, tb->bat_entries);
 		KUNIT_EXPECT_EQ(test, img->allocated_blocks, 2ULL);
 		/* The bitmap is not read at open, only on demand. */
-		KUNIT_EXPECT_NULL(test, img->bitmaps[0]);
+		KUNIT_EXPECT_EQ(test, img->bmc.loads, 0ULL);
 		KUNIT_EXPECT_EQ(test, img->bmc.used, 0ULL);
 		KUNIT_ASSERT_TRUE(test, vhdx_bitmap_present(img, 0));
 		KUNIT_EXPECT_FALSE(test, vhdx_bitmap_present(img, 1));
@@ -803,7 +804,7 @@ static void open_ro_logged_bitmap_page(struct kunit *test)
 			    img->error);
 	vhdx_bitmap_set(img, 5 * 2048 + 1000, 48);
 	ref_set(want, 5 * 2048 + 1000, 48);
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 1U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 1U);
 	r->snap_lo = sb;
 	r->snap_hi = sb + SB_SIZE;
 	r->nops = 0;
@@ -881,11 +882,10 @@ static void open_ro_logged_payload_refused(struct kunit *test)
 
 /* ---- the page cache ------------------------------------------------- */
 
-/* What @pages pages and one chunk entry cost in the cache's budget. */
+/* What @pages pages cost in the cache's budget. */
 static u64 pages_cost(u32 pages)
 {
-	return pages * (SECT + sizeof(struct vhdx_bitmap_page)) +
-	       sizeof(struct vhdx_bitmap);
+	return pages * (SECT + sizeof(struct vhdx_bitmap_page));
 }
 
 static struct vhdx_image *open_budget(struct kunit *test,
@@ -1036,7 +1036,7 @@ static void cache_dirty_never_evicted(struct kunit *test)
 						      1000, 3), 0);
 		ref_set(want, page * PAGE_BITS + 1000, 3);
 	}
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 6U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 6U);
 	/* Clean loads past the budget drop clean pages only. */
 	for (page = 20; page < 30; page++)
 		expect_page(test, img, page, true, 0);
@@ -1087,7 +1087,7 @@ static void cache_attach_needs_no_read(struct kunit *test)
 			    img->error);
 	KUNIT_ASSERT_EQ(test, vhdx_space_alloc(img, SB_SIZE, &sb), 0);
 	memset(tb->dev + sb, 0xff, SB_SIZE);
-	KUNIT_ASSERT_EQ(test, vhdx_bitmap_attach(img, 0), 0);
+	vhdx_bitmap_attach(img, 0);
 	vhdx_bat_update(img, 4096, sb | VHDX_BITMAP_PRESENT);
 	reads = tb->reads;
 	for (page = 0; page < PAGES; page += 51) {
@@ -1124,11 +1124,146 @@ static void cache_read_error(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, vhdx_bitmap_lookup(img, 3 * PAGE_BITS, 10, false,
 						 &present, &run), -EAGAIN);
 	KUNIT_EXPECT_EQ(test, vhdx_bitmap_set(img, 3 * PAGE_BITS, 1), -EIO);
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
 	/* Other pages are fine, and so is page 3 once the device is. */
 	expect_page(test, img, 4, true, 0);
 	tb->fail_read_offset = U64_MAX;
 	expect_page(test, img, 3, true, 0);
+}
+
+/*
+ * Memory runs out: loads go on with the oldest clean page, then with the
+ * reserve, and every page still reads as on the device.  The allocator is
+ * never asked to wait.
+ */
+static void cache_no_memory_takes_clean(struct kunit *test)
+{
+	u8 *bits;
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct vhdx_image *img = open_budget(test, &tb->io, tb->size, true,
+					     VHDX_BITMAP_CACHE_DEFAULT);
+	u32 page;
+
+	KUNIT_ASSERT_EQ(test, img->bmc.reserved, (u32)VHDX_BITMAP_RESERVE);
+	img->bmc.alloc_fails = true;
+	/* Nothing cached yet: the first page comes from the reserve. */
+	expect_page(test, img, 0, true, 0);
+	KUNIT_EXPECT_EQ(test, img->bmc.reserved, VHDX_BITMAP_RESERVE - 1U);
+	/* Then each load takes over the page before it. */
+	for (page = 1; page < 20; page++) {
+		expect_page(test, img, page, true, 0);
+		KUNIT_EXPECT_FALSE_MSG(test, cached(img, page - 1), "page %u",
+				       page);
+		KUNIT_EXPECT_EQ(test, img->bmc.used, pages_cost(1));
+	}
+	KUNIT_EXPECT_EQ(test, img->bmc.taken, 20ULL);
+	KUNIT_EXPECT_EQ(test, img->bmc.reserved, VHDX_BITMAP_RESERVE - 1U);
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), bits,
+				     SB_SIZE), 0);
+	/* With memory back, pages accumulate again. */
+	img->bmc.alloc_fails = false;
+	expect_page(test, img, 100, true, 0);
+	expect_page(test, img, 101, true, 0);
+	KUNIT_EXPECT_TRUE(test, cached(img, 100));
+	KUNIT_EXPECT_TRUE(test, cached(img, 101));
+}
+
+/*
+ * Memory runs out while every cached page waits for its checkpoint: the
+ * reserve serves two loads, a third fails cleanly with nothing changed,
+ * and once the checkpoint lets pages go, writes go on and the reserve is
+ * full again.
+ */
+static void cache_no_memory_all_held(struct kunit *test)
+{
+	u8 *bits, *want = vhdx_tb_zalloc(test, SB_SIZE);
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct rec *r = rec_new(test, tb);
+	struct vhdx_image *img = open_budget(test, &r->io, tb->size, false,
+					     pages_cost(1));
+	u32 page;
+
+	rec_txn_init(test, img);
+	memcpy(want, bits, SB_SIZE);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
+			    img->error);
+	img->bmc.alloc_fails = true;
+	for (page = 0; page < VHDX_BITMAP_RESERVE; page++) {
+		KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_set(img, page * PAGE_BITS +
+							  77, 5), 0,
+				    "%s", img->error);
+		ref_set(want, page * PAGE_BITS + 77, 5);
+	}
+	KUNIT_EXPECT_EQ(test, img->bmc.reserved, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_set(img, 9 * PAGE_BITS, 1), -ENOMEM);
+	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, "out of memory"),
+				  "%s", img->error);
+	KUNIT_EXPECT_FALSE(test, cached(img, 9));
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img),
+			(u32)VHDX_BITMAP_RESERVE);
+
+	/* The commit needs no new page; the checkpoint frees the held ones. */
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
+	KUNIT_EXPECT_LE(test, img->bmc.used, pages_cost(1));
+	KUNIT_EXPECT_EQ(test, img->bmc.reserved, VHDX_BITMAP_RESERVE - 1U);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_set(img, 9 * PAGE_BITS, 1), 0,
+			    "%s", img->error);
+	ref_set(want, 9 * PAGE_BITS, 1);
+	img->bmc.alloc_fails = false;
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), want,
+				     SB_SIZE), 0);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
+}
+
+/*
+ * The completion path's setter: all or nothing, only on cached pages,
+ * never while a commit gathers; what it sets is committed like the rest.
+ */
+static void cache_set_cached(struct kunit *test)
+{
+	u8 *bits, *want = vhdx_tb_zalloc(test, SB_SIZE);
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct rec *r = rec_new(test, tb);
+	struct vhdx_image *img = open_budget(test, &r->io, tb->size, false,
+					     VHDX_BITMAP_CACHE_DEFAULT);
+
+	rec_txn_init(test, img);
+	memcpy(want, bits, SB_SIZE);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
+			    img->error);
+	/* Not cached: nothing happens, and nothing is read. */
+	KUNIT_EXPECT_FALSE(test, vhdx_bitmap_set_cached(img, 100, 8));
+	KUNIT_EXPECT_FALSE(test, cached(img, 0));
+	expect_page(test, img, 0, true, 0);
+	/* Across pages 0 and 1, with 1 not cached: page 0 stays as it was. */
+	KUNIT_EXPECT_FALSE(test, vhdx_bitmap_set_cached(img, PAGE_BITS - 4,
+							8));
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
+	KUNIT_EXPECT_TRUE(test, vhdx_bitmap_set_cached(img, 100, 8));
+	ref_set(want, 100, 8);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 1U);
+	KUNIT_EXPECT_TRUE(test, vhdx_txn_dirty(img));
+	/* A commit reading the pages: refused, then allowed again. */
+	vhdx_bitmaps_gathering(img, true);
+	KUNIT_EXPECT_FALSE(test, vhdx_bitmap_set_cached(img, 200, 1));
+	vhdx_bitmaps_gathering(img, false);
+	expect_page(test, img, 1, true, 0);
+	KUNIT_EXPECT_TRUE(test, vhdx_bitmap_set_cached(img, PAGE_BITS - 4, 8));
+	ref_set(want, PAGE_BITS - 4, 8);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 2U);
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), want,
+				     SB_SIZE), 0);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
+	KUNIT_EXPECT_FALSE(test, img->bmc.gathering);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_end(img), 0, "%s", img->error);
+	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
 }
 
 static struct kunit_case vhdx_bitmap_cases[] = {
@@ -1147,6 +1282,9 @@ static struct kunit_case vhdx_bitmap_cases[] = {
 	KUNIT_CASE(cache_dirty_never_evicted),
 	KUNIT_CASE(cache_attach_needs_no_read),
 	KUNIT_CASE(cache_read_error),
+	KUNIT_CASE(cache_no_memory_takes_clean),
+	KUNIT_CASE(cache_no_memory_all_held),
+	KUNIT_CASE(cache_set_cached),
 	{}
 };
 

@@ -788,7 +788,7 @@ static void txn_commit_order(struct kunit *test)
 	vhdx_bat_update(img, entry_in_sector(tb, 3, 5), zero_entry());
 	vhdx_bat_update(img, entry_in_sector(tb, 3, 511), zero_entry());
 	vhdx_bat_update(img, entry_in_sector(tb, 7, 100), zero_entry());
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 3U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 3U);
 	KUNIT_EXPECT_TRUE(test, vhdx_txn_dirty(img));
 	/* Nothing reaches the device before the commit. */
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + bat, old, 8 * SECT), 0);
@@ -809,7 +809,7 @@ static void txn_commit_order(struct kunit *test)
 		u[i].offset = bat + sectors[2 - i] * SECT;
 		u[i].data = (const u8 *)img->bat + sectors[2 - i] * SECT;
 	}
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
 	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
 	expect_bat(test, tb->dev + bat, img, "BAT in place");
 	/* The entry after the session's first one holds the three sectors. */
@@ -823,7 +823,7 @@ static void txn_commit_order(struct kunit *test)
 
 	/* Only what changed since goes in the next entry. */
 	vhdx_bat_update(img, entry_in_sector(tb, 3, 6), zero_entry());
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 1U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 1U);
 	r->nops = 0;
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
 	KUNIT_EXPECT_STREQ(test, rec_types(test, r, 0), "W");
@@ -971,7 +971,7 @@ static struct vhdx_image *many_sectors(struct kunit *test, struct rec **rp,
 	for (s = 0; s < 321; s++)
 		vhdx_bat_update(img, entry_in_sector(tb, s, s * 7 % 40),
 				zero_entry());
-	KUNIT_ASSERT_EQ(test, img->txn.dirty_count, 321U);
+	KUNIT_ASSERT_EQ(test, vhdx_txn_dirty_pages(img), 321U);
 	*rp = r;
 	*tbp = tb;
 	return img;
@@ -1023,7 +1023,7 @@ static void txn_commit_many_entries(struct kunit *test)
 		sector++;
 	}
 	KUNIT_EXPECT_EQ(test, sector, 321U);
-	KUNIT_EXPECT_EQ(test, img->txn.dirty_count, 0U);
+	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img), 0U);
 	KUNIT_EXPECT_EQ(test, img->txn.log_pos, pos);
 	KUNIT_EXPECT_EQ(test, img->txn.log_sequence, 5ULL);
 	expect_bat(test, tb->dev + bat, img, "BAT in place");

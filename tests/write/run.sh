@@ -2019,21 +2019,42 @@ wrt pattern "$WORK/pat.bin" "$PAT_SIZE" "$SEED"
 # This guest used to hang in 3 of 6 runs here: the worker zeroed new
 # blocks with bios from the block layer's shared fs_bio_set, whose reserve
 # the swap writes waiting for that worker held.
+# A second swap device of the same priority, so that the kernel spreads
+# pages over both, is a differencing child of a 128 MiB parent with a
+# sector bitmap cache of 4 KiB (one of its 8 pages): swapping through it
+# loads, drops and dirties bitmap pages while memory is short.
 
 group_mempressure() {
 	local k=$OTHER_KERNEL d t r swp dat vs_swp=$((256 * MiB)) vs_dat=$((64 * MiB))
+	local base swc vs_swc=$((128 * MiB)) i loads
 	plan_init mempressure
-	BOOT_ARGS+=(--bin /usr/bin/fio --mem 512)
+	BOOT_ARGS+=(--bin /usr/bin/fio --bin /sbin/swapon --mem 512)
 	d=$BOOT_DIR
 	swp=$d/swap.vhdx
 	dat=$d/data.vhdx
+	base=$d/base.vhdx
+	swc=$d/swapchild.vhdx
 	q qemu-img create -f vhdx -o block_size=1M "$swp" "$vs_swp"
 	q qemu-img create -f vhdx -o block_size=1M "$dat" "$vs_dat"
 	grow "$swp" "$vs_swp" garbage
 	grow "$dat" "$vs_dat" garbage
+	q make -s -C "$ROOT/tools" vhdxsetup
+	for i in $(seq $((vs_swc / PAT_SIZE))); do cat "$WORK/pat.bin"; done > "$d/base.raw"
+	q qemu-img convert -f raw -O vhdx -o block_size=1M "$d/base.raw" "$base"
+	rm -f "$d/base.raw"
+	q "$ROOT/tools/vhdxsetup" create --block-size 1M --parent "$base" "$swc"
+	grow "$swc" "$vs_swc" garbage
+	add_disk "$base" ro
+	gs "echo 4 > /sys/module/dm_vhdx/parameters/bitmap_cache_kb"
+	gs "pdev=$LAST_DEV"
+	add_disk "$swc"
+	gs "if map swc $LAST_DEV rw $((vs_swc / 512)) parent \$pdev; then"
+	gs "  mkswap /dev/mapper/swc > /tmp/wr-out 2>&1 && /sbin/swapon -p 5 /dev/mapper/swc >> /tmp/wr-out 2>&1; res swc swapon \$?"
+	gs "  wr_lines swc swaponout /tmp/wr-out"
+	gs "fi"
 	add_disk "$swp"
 	gs "if map swp $LAST_DEV rw $((vs_swp / 512)); then"
-	gs "  mkswap /dev/mapper/swp > /tmp/wr-out 2>&1 && swapon /dev/mapper/swp >> /tmp/wr-out 2>&1; res swp swapon \$?"
+	gs "  mkswap /dev/mapper/swp > /tmp/wr-out 2>&1 && /sbin/swapon -p 5 /dev/mapper/swp >> /tmp/wr-out 2>&1; res swp swapon \$?"
 	gs "  wr_lines swp swaponout /tmp/wr-out"
 	gs "fi"
 	add_disk "$dat"
@@ -2047,6 +2068,8 @@ group_mempressure() {
 	gs "  wait"
 	gs "  res dat hog \$(cat /tmp/hog.rc)"
 	gs "  wr_lines dat hogout /tmp/hog.out"
+	gs "  res swp used \$(awk '/swp/ { print \$4 }' /proc/swaps)"
+	gs "  res swc used \$(awk '/swc/ { print \$4 }' /proc/swaps)"
 	gs "  res swp pswpout \$(awk '/^pswpout/ { print \$2 }' /proc/vmstat)"
 	gs "  res dat hogsize \$(wc -c < /hog/fill)"
 	gs "  res dat hogbad \$(tr -d Z < /hog/fill | wc -c)"
@@ -2059,6 +2082,10 @@ group_mempressure() {
 	gs "swapoff /dev/mapper/swp > /tmp/wr-out 2>&1; res swp swapoff \$?"
 	gs "wr_status swp"
 	gs "unmap swp"
+	gs "swapoff /dev/mapper/swc > /tmp/wr-out 2>&1; res swc swapoff \$?"
+	gs "wr_status swc"
+	gs "e2e_dmesg swc"
+	gs "unmap swc"
 	boot "$k" "$k"
 	t="mempressure[$k]"
 	if [ -n "$BOOT_ERR" ]; then
@@ -2081,10 +2108,29 @@ group_mempressure() {
 	[ -z "$r" ] && r=$(check_wstatus swp "")
 	[ -z "$r" ] && [ "$(rget swp remove)" != 0 ] && r="dmsetup remove of swp failed"
 	[ -z "$r" ] && [ "$(rget dat remove)" != 0 ] && r="dmsetup remove of dat failed"
+	[ -z "$r" ] && { [ "$(rget swp used)" -gt 0 ] 2> /dev/null || r="nothing was swapped to the dynamic image (/proc/swaps: used '$(rget swp used)')"; }
 	verdict "$t/swapped-through-the-target" "$r"
+	r=$(check_opened swc)
+	[ -z "$r" ] && [ "$(rget swc swapon)" != 0 ] && r="swapon failed: $(rall swc swaponout | oneline 200)"
+	[ -z "$r" ] && { [ "$(rget swc used)" -gt 0 ] 2> /dev/null || r="nothing was swapped to the child (/proc/swaps: used '$(rget swc used)')"; }
+	[ -z "$r" ] && [ "$(rget swc swapoff)" != 0 ] && r="swapoff failed: $(dmesg_of swc)"
+	[ -z "$r" ] && r=$(check_wstatus swc "")
+	# The status ends with the cache: more loads than the child's 8
+	# bitmap pages means pages were dropped and read back.
+	loads=$(rget swc wstatus | awk '{ print $NF }')
+	[ -z "$r" ] && { [ "$loads" -gt 8 ] 2> /dev/null || r="the bitmap cache loaded $loads pages, so it was never short: '$(rget swc wstatus)'"; }
+	[ -z "$r" ] && [ "$(rget swc remove)" != 0 ] && r="dmsetup remove of swc failed"
+	verdict "$t/swapped-through-a-differencing-child" "$r"
 	verdict "$t/qemu-img-check-swap" "$(qemu_check "$swp")"
 	verdict "$t/qemu-img-check-data" "$(qemu_check "$dat")"
-	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.vhdx
+	r=""
+	"$ROOT/tools/vhdxsetup" check "$swc" > "$d/check.out" 2>&1 ||
+		r="vhdxsetup check: $(oneline 300 < "$d/check.out")"
+	[ -z "$r" ] && ! "$PYTHON" "$ROOT/tests/tools/vhdi-read.py" --parent "$base" \
+		"$swc" "$d/swc.raw" > "$d/vhdi.out" 2>&1 &&
+		r="libvhdi cannot read the child: $(oneline 300 < "$d/vhdi.out")"
+	verdict "$t/child-checks-clean" "$r"
+	[ "$KEEP" = 1 ] || rm -f "$BOOT_OUT" "$d"/*.vhdx "$d"/*.raw
 }
 
 run_group() {

@@ -74,6 +74,11 @@ static inline void *vhdx_alloc(size_t size)
 	return calloc(1, size ? size : 1);
 }
 
+static inline void *vhdx_alloc_nowait(size_t size)
+{
+	return vhdx_alloc(size);
+}
+
 static inline void vhdx_free(const void *p)
 {
 	free((void *)p);
