@@ -487,6 +487,12 @@ static int vhdx_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_unload;
 	}
 	ti->num_flush_bios = 1;
+	/*
+	 * Flushes and FUA reach map() even over a device without a write
+	 * cache, as in dm-thin: they must commit the BAT and the bitmaps,
+	 * which the device's own ordering cannot make stable.
+	 */
+	ti->flush_supported = true;
 	ti->per_io_data_size = sizeof(struct vhdx_bio_ctx);
 	/*
 	 * The writer and the read worker remap bios that map() deferred;
@@ -622,6 +628,8 @@ static int vhdx_map(struct dm_target *ti, struct bio *bio)
 	vhdx_ctx(bio)->pinned = false;
 	vhdx_ctx(bio)->set_bits = false;
 	vhdx_ctx(bio)->allocating = false;
+	/* The block layer drops REQ_FUA from the clone where the device has no cache. */
+	vhdx_ctx(bio)->fua = bio->bi_opf & REQ_FUA;
 	if (bio_op(bio) == REQ_OP_READ)
 		return vhdx_map_read(vt, bio);
 	if (op_is_flush(bio->bi_opf) && !bio_sectors(bio)) {
@@ -670,7 +678,7 @@ static int vhdx_end_io(struct dm_target *ti, struct bio *bio,
 	}
 	if (ctx->set_bits && !*error) {
 		/* A FUA write must wait for the commit: the worker's job. */
-		if ((bio->bi_opf & REQ_FUA) || !vhdx_mark_present(vt, bio)) {
+		if (ctx->fua || !vhdx_mark_present(vt, bio)) {
 			vhdx_completed(vt, bio);
 			return DM_ENDIO_INCOMPLETE;
 		}

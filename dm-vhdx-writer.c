@@ -146,7 +146,8 @@ static void vhdx_recycle(struct vhdx_target *vt)
 			return;
 		vhdx_recycle_now(vt);
 	}
-	if (!vhdx_space_released(img) || vhdx_txn_dirty(img))
+	/* Sector bits set meanwhile by end_io do not hold this back. */
+	if (!vhdx_space_released(img) || vhdx_txn_bat_dirty(img))
 		return;
 	vhdx_space_seal(img);
 	vt->draining = true;
@@ -851,6 +852,30 @@ static void vhdx_handle_write_zeroes(struct vhdx_target *vt, struct bio *bio,
 }
 
 /*
+ * The worker's way of marking sectors present: their bitmap pages may have
+ * to be read first.  If memory is short and every cached page waits for
+ * its checkpoint, only a commit and checkpoint, which need no memory, can
+ * let pages go; the worker does them here rather than wait for memory
+ * that swap through this device may need the worker to free.
+ */
+static int vhdx_mark_present_loading(struct vhdx_target *vt, u64 sector,
+				     u64 count)
+{
+	int ret = vhdx_bitmap_set_nowait(&vt->img, sector, count);
+
+	if (ret != -ENOMEM)
+		return ret;
+	ret = vhdx_commit(&vt->img);
+	if (!ret)
+		ret = vhdx_checkpoint(&vt->img);
+	if (ret) {
+		vhdx_set_failed(vt);
+		return ret;
+	}
+	return vhdx_bitmap_set(&vt->img, sector, count);
+}
+
+/*
  * Writes whose data is on the device (or failed): a new block enters the
  * BAT, sectors of a partially present block become present.  A FUA one
  * completes after the commit that makes this stable.
@@ -869,16 +894,15 @@ static void vhdx_finish(struct vhdx_target *vt, struct bio_list *completed,
 			vhdx_allocated(vt, bio, again);
 		if (ctx->set_bits) {
 			ctx->set_bits = false;
-			/* Its bitmap page may have to be read first. */
-			if (vhdx_bitmap_set(&vt->img, ctx->sector >> lss_shift,
-					    ctx->sectors >> lss_shift)) {
+			if (vhdx_mark_present_loading(vt, ctx->sector >> lss_shift,
+						      ctx->sectors >> lss_shift)) {
 				DMERR_LIMIT("%s: %s", vhdx_name(vt),
 					    vt->img.error);
 				bio->bi_status = BLK_STS_IOERR;
 			}
 			vhdx_arm_commit(vt);
 		}
-		if (!bio->bi_status && (bio->bi_opf & REQ_FUA))
+		if (!bio->bi_status && ctx->fua)
 			bio_list_add(acked, bio);
 		else
 			bio_endio(bio);

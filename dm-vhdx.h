@@ -55,6 +55,7 @@ struct vhdx_bio_ctx {
 	u8 epoch;
 	bool set_bits;			/* mark its sectors present when done */
 	bool allocating;		/* its block's BAT entry waits for it */
+	bool fua;			/* as submitted to us */
 	sector_t sector;		/* virtual, for set_bits */
 	unsigned int sectors;
 	u64 index;			/* allocating: the BAT entry to set */

@@ -255,28 +255,44 @@ static void vhdx_bitmap_shrink(struct vhdx_image *img,
 	}
 }
 
+/* Under the lock: the oldest clean page leaves the cache for a load. */
+static struct vhdx_bitmap_page *vhdx_bitmap_steal(struct vhdx_image *img)
+{
+	struct vhdx_bitmap_page *p = img->bmc.lru.next;
+
+	if (p == &img->bmc.lru)
+		return NULL;
+	vhdx_bitmap_uncache(img, p);
+	return p;
+}
+
 /*
- * Memory for a page to load: from the allocator if it has some at once,
- * else the oldest clean page of the cache, else the reserve.  Only when
- * all three fail (every cached page is waiting for its checkpoint and the
- * reserve is in use) does it wait for the allocator.
+ * Memory for a page to load.  A full cache gives up its oldest clean
+ * page, as the load would drop it anyway.  Otherwise the allocator, if it
+ * has memory at once; else the oldest clean page; else the reserve.  Only
+ * when all of these fail (every cached page waits for its checkpoint and
+ * the reserve is in use) does it wait for the allocator, and only if
+ * @wait: the thread that commits must not, as only its commit and
+ * checkpoint can let those pages go.
  */
-static struct vhdx_bitmap_page *vhdx_bitmap_page_take(struct vhdx_image *img)
+static struct vhdx_bitmap_page *vhdx_bitmap_page_take(struct vhdx_image *img,
+						      bool wait)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
 	struct vhdx_bitmap_page *p = NULL;
 	unsigned long flags;
 
-	if (!c->alloc_fails) {
-		p = vhdx_bitmap_page_new(false);
-		if (p)
-			return p;
-	}
 	vhdx_lock(&c->lock, flags);
-	if (!vhdx_list_empty(&c->lru)) {
-		p = c->lru.next;
-		vhdx_bitmap_uncache(img, p);
-	} else if (c->reserved) {
+	if (c->used + VHDX_BITMAP_PAGE_COST > c->budget)
+		p = vhdx_bitmap_steal(img);
+	vhdx_unlock(&c->lock, flags);
+	if (!p && !c->alloc_fails)
+		p = vhdx_bitmap_page_new(false);
+	if (p)
+		return p;
+	vhdx_lock(&c->lock, flags);
+	p = vhdx_bitmap_steal(img);
+	if (!p && c->reserved) {
 		p = c->reserve.next;
 		vhdx_list_del(p);
 		c->reserved--;
@@ -284,7 +300,7 @@ static struct vhdx_bitmap_page *vhdx_bitmap_page_take(struct vhdx_image *img)
 	if (p)
 		c->taken++;
 	vhdx_unlock(&c->lock, flags);
-	if (!p && !c->alloc_fails)
+	if (!p && wait)
 		p = vhdx_bitmap_page_new(true);
 	return p;
 }
@@ -311,7 +327,8 @@ static void vhdx_bitmap_page_put(struct vhdx_image *img,
  * may block on the read.  Until it is inserted nobody sees it, so no
  * reader ever sees a half-read page.
  */
-static int vhdx_bitmap_load(struct vhdx_image *img, u64 chunk, u32 page)
+static int vhdx_bitmap_load(struct vhdx_image *img, u64 chunk, u32 page,
+			    bool wait)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
 	struct vhdx_bitmap_page *p, dropped, **bucket;
@@ -321,7 +338,13 @@ static int vhdx_bitmap_load(struct vhdx_image *img, u64 chunk, u32 page)
 	int ret = 0;
 
 	vhdx_list_init(&dropped);
-	p = vhdx_bitmap_page_take(img);
+	/* Another thread may have loaded it: then no page need be taken. */
+	vhdx_lock(&c->lock, flags);
+	p = vhdx_bitmap_find(img, chunk, page);
+	vhdx_unlock(&c->lock, flags);
+	if (p)
+		return 0;
+	p = vhdx_bitmap_page_take(img, wait);
 	if (!p)
 		return vhdx_fail(img, -ENOMEM,
 				 "sector bitmap of chunk %llu: out of memory",
@@ -457,7 +480,7 @@ int vhdx_bitmap_lookup(struct vhdx_image *img, u64 sector, u64 count,
 		}
 		if (!load)
 			return -EAGAIN;
-		ret = vhdx_bitmap_load(img, chunk, page);
+		ret = vhdx_bitmap_load(img, chunk, page, true);
 		if (ret)
 			return ret;
 	}
@@ -489,21 +512,36 @@ void vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk)
 	vhdx_unlock(&c->lock, flags);
 }
 
+/* Sets bits @i to @end - 1 of @bits; whether any was clear. */
+static bool vhdx_bits_set(u8 *bits, u32 i, u32 end)
+{
+	bool changed = false;
+	u32 bytes;
+
+	for (; i < end && i % 8; i++) {
+		changed |= !vhdx_bit(bits, i);
+		bits[i / 8] |= 1U << (i % 8);
+	}
+	/* Whole bytes at once: end_io calls this with interrupts off. */
+	bytes = (end - i) / 8;
+	if (bytes && memchr_inv(bits + i / 8, 0xff, bytes)) {
+		memset(bits + i / 8, 0xff, bytes);
+		changed = true;
+	}
+	for (i += bytes * 8; i < end; i++) {
+		changed |= !vhdx_bit(bits, i);
+		bits[i / 8] |= 1U << (i % 8);
+	}
+	return changed;
+}
+
 /* Under the lock: bits @in_page to @in_page + @n - 1 of @p are set. */
 static void vhdx_bitmap_page_set(struct vhdx_image *img,
 				 struct vhdx_bitmap_page *p, u32 in_page, u32 n)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
-	bool changed = false;
-	u32 k;
 
-	for (k = in_page; k < in_page + n; k++) {
-		if (vhdx_bit(p->bits, k))
-			continue;
-		p->bits[k / 8] |= 1U << (k % 8);
-		changed = true;
-	}
-	if (changed && !p->dirty) {
+	if (vhdx_bits_set(p->bits, in_page, in_page + n) && !p->dirty) {
 		p->dirty = true;
 		img->bitmaps[p->chunk].dirty++;
 		WRITE_ONCE(c->dirty_pages, c->dirty_pages + 1);
@@ -515,13 +553,8 @@ static void vhdx_bitmap_page_set(struct vhdx_image *img,
 	}
 }
 
-/*
- * Marks @count logical sectors from @sector as present in this image, for
- * the next commit; loads the pages it needs.  The range must lie in one
- * payload block, and so in one chunk.  Only the thread that commits may
- * call it.
- */
-int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
+static int vhdx_bitmap_set_loading(struct vhdx_image *img, u64 sector,
+				   u64 count, bool wait)
 {
 	struct vhdx_bitmap_cache *c = &img->bmc;
 	u64 chunk = sector / VHDX_SECTORS_PER_CHUNK;
@@ -541,7 +574,7 @@ int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 		p = vhdx_bitmap_find(img, chunk, page);
 		if (!p) {
 			vhdx_unlock(&c->lock, flags);
-			ret = vhdx_bitmap_load(img, chunk, page);
+			ret = vhdx_bitmap_load(img, chunk, page, wait);
 			if (ret)
 				return ret;
 			continue;
@@ -552,6 +585,24 @@ int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
 		count -= n;
 	}
 	return 0;
+}
+
+/*
+ * Marks @count logical sectors from @sector as present in this image, for
+ * the next commit; loads the pages it needs.  The range must lie in one
+ * payload block, and so in one chunk.  Only the thread that commits may
+ * call these.  The _nowait one returns -ENOMEM where a page would have to
+ * wait for memory: a commit and checkpoint may free some (see
+ * vhdx_bitmap_page_take()).
+ */
+int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count)
+{
+	return vhdx_bitmap_set_loading(img, sector, count, true);
+}
+
+int vhdx_bitmap_set_nowait(struct vhdx_image *img, u64 sector, u64 count)
+{
+	return vhdx_bitmap_set_loading(img, sector, count, false);
 }
 
 /*
@@ -618,7 +669,7 @@ int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
 			memset(buf, 0, VHDX_LOG_SECTOR_SIZE);
 			return 0;
 		}
-		ret = vhdx_bitmap_load(img, chunk, page);
+		ret = vhdx_bitmap_load(img, chunk, page, true);
 		if (ret)
 			return ret;
 	}
@@ -654,8 +705,9 @@ u32 vhdx_bitmap_chunk_dirty(struct vhdx_image *img, u64 chunk)
 
 /*
  * The bits of a dirty page, for the commit: a held page stays where it is
- * until vhdx_bitmaps_checkpointed(), and only the commit's own thread
- * changes bits, so they can be read after the lock is dropped.
+ * until vhdx_bitmaps_checkpointed(), and while the commit gathers only its
+ * own thread changes bits (vhdx_bitmap_set_cached() stays away), so they
+ * can be read after the lock is dropped.
  */
 bool vhdx_bitmap_dirty_page(struct vhdx_image *img, u64 chunk, u32 page,
 			    const u8 **data)
@@ -711,6 +763,20 @@ void vhdx_bitmaps_logged(struct vhdx_image *img)
 	vhdx_unlock(&c->lock, flags);
 }
 
+/* Tops the reserve up again where memory is free at once. */
+static void vhdx_bitmap_reserve_refill(struct vhdx_image *img)
+{
+	struct vhdx_bitmap_cache *c = &img->bmc;
+	struct vhdx_bitmap_page *p;
+
+	while (READ_ONCE(c->reserved) < VHDX_BITMAP_RESERVE && !c->alloc_fails) {
+		p = vhdx_bitmap_page_new(false);
+		if (!p)
+			return;
+		vhdx_bitmap_page_put(img, p);
+	}
+}
+
 /*
  * Every logged page is written in place: those not changed since may be
  * dropped again, and a load that read before the write must read again.
@@ -737,4 +803,5 @@ void vhdx_bitmaps_checkpointed(struct vhdx_image *img)
 	vhdx_bitmap_shrink(img, NULL, &dropped);
 	vhdx_unlock(&c->lock, flags);
 	vhdx_bitmap_list_free(&dropped);
+	vhdx_bitmap_reserve_refill(img);
 }

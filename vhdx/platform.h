@@ -32,8 +32,9 @@ static inline void *vhdx_alloc(size_t size)
 }
 
 /*
- * For memory a caller can do without for now: no reclaim that waits for
- * I/O, which may be queued behind the caller, and no retries.
+ * For memory a caller can do without for now: it may reclaim what needs
+ * no I/O (the I/O may be queued behind the caller), and gives up rather
+ * than retry.
  */
 static inline void *vhdx_alloc_nowait(size_t size)
 {

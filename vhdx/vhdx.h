@@ -182,7 +182,7 @@ struct vhdx_bitmap_cache {
 	u32 reserved;			/* pages in reserve */
 	u32 dirty_pages;		/* for the next commit */
 	bool gathering;			/* a commit reads the dirty pages */
-	bool alloc_fails;		/* tests: as if memory had run out */
+	bool alloc_fails;		/* tests: no memory without waiting */
 	u64 budget;			/* bytes */
 	u64 used;			/* bytes of cached pages */
 	u64 gen;
@@ -438,6 +438,12 @@ static inline bool vhdx_txn_dirty(const struct vhdx_image *img)
 	return vhdx_txn_dirty_pages(img) != 0;
 }
 
+/* Whether BAT changes wait for a commit (the bitmaps aside). */
+static inline bool vhdx_txn_bat_dirty(const struct vhdx_image *img)
+{
+	return READ_ONCE(img->txn.dirty_count) != 0;
+}
+
 /*
  * A BAT entry as another thread than the BAT's one writer sees it: with
  * whatever vhdx_bat_update() did before publishing it.
@@ -465,6 +471,7 @@ u64 vhdx_bitmap_run(struct vhdx_image *img, u64 sector, u64 count,
 		    bool *present);
 void vhdx_bitmap_attach(struct vhdx_image *img, u64 chunk);
 int vhdx_bitmap_set(struct vhdx_image *img, u64 sector, u64 count);
+int vhdx_bitmap_set_nowait(struct vhdx_image *img, u64 sector, u64 count);
 bool vhdx_bitmap_set_cached(struct vhdx_image *img, u64 sector, u64 count);
 int vhdx_bitmap_read_page(struct vhdx_image *img, u64 chunk, u32 page,
 			  u8 *buf);

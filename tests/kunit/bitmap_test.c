@@ -1171,9 +1171,10 @@ static void cache_no_memory_takes_clean(struct kunit *test)
 
 /*
  * Memory runs out while every cached page waits for its checkpoint: the
- * reserve serves two loads, a third fails cleanly with nothing changed,
- * and once the checkpoint lets pages go, writes go on and the reserve is
- * full again.
+ * reserve serves two loads; a third fails cleanly, with nothing changed,
+ * where it may not wait (the committing thread), and waits for the
+ * allocator where it may.  The checkpoint lets the pages go and fills the
+ * reserve again, and loads go on with clean pages.
  */
 static void cache_no_memory_all_held(struct kunit *test)
 {
@@ -1191,28 +1192,37 @@ static void cache_no_memory_all_held(struct kunit *test)
 			    img->error);
 	img->bmc.alloc_fails = true;
 	for (page = 0; page < VHDX_BITMAP_RESERVE; page++) {
-		KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_set(img, page * PAGE_BITS +
-							  77, 5), 0,
+		KUNIT_ASSERT_EQ_MSG(test,
+				    vhdx_bitmap_set_nowait(img, page * PAGE_BITS +
+							   77, 5), 0,
 				    "%s", img->error);
 		ref_set(want, page * PAGE_BITS + 77, 5);
 	}
 	KUNIT_EXPECT_EQ(test, img->bmc.reserved, 0U);
-	KUNIT_EXPECT_EQ(test, vhdx_bitmap_set(img, 9 * PAGE_BITS, 1), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, vhdx_bitmap_set_nowait(img, 9 * PAGE_BITS, 1),
+			-ENOMEM);
 	KUNIT_EXPECT_NOT_NULL_MSG(test, strstr(img->error, "out of memory"),
 				  "%s", img->error);
 	KUNIT_EXPECT_FALSE(test, cached(img, 9));
 	KUNIT_EXPECT_EQ(test, vhdx_txn_dirty_pages(img),
 			(u32)VHDX_BITMAP_RESERVE);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_set(img, 9 * PAGE_BITS, 1), 0,
+			    "%s", img->error);
+	ref_set(want, 9 * PAGE_BITS, 1);
+	KUNIT_EXPECT_TRUE(test, cached(img, 9));
 
 	/* The commit needs no new page; the checkpoint frees the held ones. */
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_checkpoint(img), 0, "%s", img->error);
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
-	KUNIT_EXPECT_LE(test, img->bmc.used, pages_cost(1));
-	KUNIT_EXPECT_EQ(test, img->bmc.reserved, VHDX_BITMAP_RESERVE - 1U);
-	KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_set(img, 9 * PAGE_BITS, 1), 0,
+	KUNIT_EXPECT_EQ(test, img->bmc.used, pages_cost(1));
+	KUNIT_EXPECT_EQ(test, img->bmc.reserved, (u32)VHDX_BITMAP_RESERVE);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_bitmap_set_nowait(img, 10 * PAGE_BITS,
+							 1), 0,
 			    "%s", img->error);
-	ref_set(want, 9 * PAGE_BITS, 1);
+	ref_set(want, 10 * PAGE_BITS, 1);
+	KUNIT_EXPECT_FALSE(test, cached(img, 9));
+	KUNIT_EXPECT_EQ(test, img->bmc.reserved, (u32)VHDX_BITMAP_RESERVE);
 	img->bmc.alloc_fails = false;
 	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), want,
 				     SB_SIZE), 0);
@@ -1232,14 +1242,18 @@ static void cache_set_cached(struct kunit *test)
 	struct rec *r = rec_new(test, tb);
 	struct vhdx_image *img = open_budget(test, &r->io, tb->size, false,
 					     VHDX_BITMAP_CACHE_DEFAULT);
+	unsigned int reads;
 
 	rec_txn_init(test, img);
 	memcpy(want, bits, SB_SIZE);
 	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
 			    img->error);
+	reads = tb->reads;
+
 	/* Not cached: nothing happens, and nothing is read. */
 	KUNIT_EXPECT_FALSE(test, vhdx_bitmap_set_cached(img, 100, 8));
 	KUNIT_EXPECT_FALSE(test, cached(img, 0));
+	KUNIT_EXPECT_EQ(test, tb->reads, reads);
 	expect_page(test, img, 0, true, 0);
 	/* Across pages 0 and 1, with 1 not cached: page 0 stays as it was. */
 	KUNIT_EXPECT_FALSE(test, vhdx_bitmap_set_cached(img, PAGE_BITS - 4,
@@ -1266,6 +1280,111 @@ static void cache_set_cached(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, memcmp(tb->dev + sb, want, SB_SIZE), 0);
 }
 
+/*
+ * A device whose writes try vhdx_bitmap_set_cached() first, as an end_io
+ * on another CPU could while a commit writes: what it gets is recorded.
+ */
+struct racing_dev {
+	struct vhdx_io io;
+	const struct vhdx_io *inner;
+	struct vhdx_image *img;
+	u64 sector;
+	unsigned int tries;
+	unsigned int set;
+};
+
+static int racing_read(void *priv, u64 offset, void *buf, size_t len)
+{
+	struct racing_dev *d = priv;
+
+	return d->inner->read(d->inner->priv, offset, buf, len);
+}
+
+static int racing_write(void *priv, u64 offset, const void *buf, size_t len)
+{
+	struct racing_dev *d = priv;
+
+	if (d->img) {
+		d->tries++;
+		d->set += vhdx_bitmap_set_cached(d->img, d->sector, 1);
+	}
+	return d->inner->write(d->inner->priv, offset, buf, len);
+}
+
+static int racing_write_fua(void *priv, u64 offset, const void *buf,
+			    size_t len, bool preflush)
+{
+	struct racing_dev *d = priv;
+
+	if (d->img) {
+		d->tries++;
+		d->set += vhdx_bitmap_set_cached(d->img, d->sector, 1);
+	}
+	return d->inner->write_fua(d->inner->priv, offset, buf, len, preflush);
+}
+
+static int racing_flush(void *priv)
+{
+	struct racing_dev *d = priv;
+
+	return d->inner->flush(d->inner->priv);
+}
+
+/*
+ * While a commit writes, the completion path's setter is refused, so no
+ * bit can be set after the gather read its page and then be cleared as
+ * logged; after a failed commit it works again.
+ */
+static void cache_set_cached_not_while_committing(struct kunit *test)
+{
+	u8 *bits, *want = vhdx_tb_zalloc(test, SB_SIZE);
+	u64 sb;
+	struct vhdx_tb *tb = cache_tb(test, &bits, &sb);
+	struct rec *r = rec_new(test, tb);
+	struct racing_dev *d = kunit_kzalloc(test, sizeof(*d), GFP_KERNEL);
+	struct vhdx_image *img;
+
+	KUNIT_ASSERT_NOT_NULL(test, d);
+	d->inner = &r->io;
+	d->io = r->io;
+	d->io.priv = d;
+	d->io.read = racing_read;
+	d->io.write = racing_write;
+	d->io.flush = racing_flush;
+	d->io.write_fua = racing_write_fua;
+	img = open_budget(test, &d->io, tb->size, false,
+			  VHDX_BITMAP_CACHE_DEFAULT);
+	rec_txn_init(test, img);
+	memcpy(want, bits, SB_SIZE);
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_session_begin(img), 0, "%s",
+			    img->error);
+	expect_page(test, img, 0, true, 0);
+	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_set_cached(img, 10, 1));
+	ref_set(want, 10, 1);
+
+	d->img = img;
+	d->sector = 20;
+	KUNIT_ASSERT_EQ_MSG(test, vhdx_commit(img), 0, "%s", img->error);
+	KUNIT_EXPECT_GT(test, d->tries, 0U);
+	KUNIT_EXPECT_EQ(test, d->set, 0U);
+	KUNIT_EXPECT_FALSE(test, vhdx_txn_dirty(img));
+	KUNIT_EXPECT_FALSE(test, img->bmc.gathering);
+
+	/* A commit that fails leaves the setter usable. */
+	d->img = NULL;
+	KUNIT_ASSERT_TRUE(test, vhdx_bitmap_set_cached(img, 30, 1));
+	ref_set(want, 30, 1);
+	r->fail_lo = 0;
+	r->fail_hi = U64_MAX;
+	KUNIT_EXPECT_NE(test, vhdx_commit(img), 0);
+	KUNIT_EXPECT_FALSE(test, img->bmc.gathering);
+	r->fail_hi = 0;
+	KUNIT_EXPECT_TRUE(test, vhdx_bitmap_set_cached(img, 31, 1));
+	ref_set(want, 31, 1);
+	KUNIT_EXPECT_EQ(test, memcmp(read_chunk(test, img, 0, NULL), want,
+				     SB_SIZE), 0);
+}
+
 static struct kunit_case vhdx_bitmap_cases[] = {
 	KUNIT_CASE(bitmap_run_512),
 	KUNIT_CASE(bitmap_run_4k),
@@ -1285,6 +1404,7 @@ static struct kunit_case vhdx_bitmap_cases[] = {
 	KUNIT_CASE(cache_no_memory_takes_clean),
 	KUNIT_CASE(cache_no_memory_all_held),
 	KUNIT_CASE(cache_set_cached),
+	KUNIT_CASE(cache_set_cached_not_while_committing),
 	{}
 };
 

@@ -74,6 +74,17 @@ static inline void *vhdx_alloc(size_t size)
 	return calloc(1, size ? size : 1);
 }
 
+/* The kernel's memchr_inv(): the first byte that is not @c, or NULL. */
+static inline void *memchr_inv(const void *start, int c, size_t bytes)
+{
+	const unsigned char *p = start;
+
+	for (; bytes; p++, bytes--)
+		if (*p != (unsigned char)c)
+			return (void *)p;
+	return NULL;
+}
+
 static inline void *vhdx_alloc_nowait(size_t size)
 {
 	return vhdx_alloc(size);
