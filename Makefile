@@ -17,15 +17,13 @@
 #                                with W=1 and sparse into build/<kver>/; any
 #                                warning fails
 #   make check                   everything CI runs: deps, kernels, build-all,
-#                                KUnit, host and guest tests; ends "N passed, M failed"
-#   make check-debug             the write, discard, crash and failing-device
-#                                groups of tests/write, the hostile-image,
-#                                dirty-log and huge-image groups of tests/e2e
-#                                and tests/diff, on a 6.12 kernel with KASAN,
-#                                KFENCE, UBSAN, lockdep, kmemleak (built once
-#                                by scripts/debug-kernel.sh; not part of make
-#                                check: a cold build alone takes most of CI's
-#                                time)
+#                                KUnit, host and guest tests, some of them
+#                                again on the debug kernel; ends "N passed,
+#                                M failed"
+#   make check-debug             only the debug kernel (6.12 with KASAN,
+#                                KFENCE, UBSAN, lockdep, kmemleak; built
+#                                once by scripts/debug-kernel.sh), with the
+#                                crash groups that make check leaves out
 #   make demo                    boot a guest, map a VHDX, mount it, read it
 #   make bench                   fio in a guest: dm-vhdx against dm-linear and
 #                                qemu-nbd on the same kind of image, as ratios,

@@ -156,7 +156,7 @@ for k in $corrupt; do
 done
 before[g0]=$(sha256sum <"$work/g0.vhdx" | cut -d' ' -f1)
 
-# --- boot 1: a child's write session ends in sysrq-b ---------------------
+# --- boot 1: a child's write session ends in sysrq-b (reboot -n -f) ------
 # x.vhdx (child of a0) on /dev/vda, a0 on /dev/vdb read-only.  The guest
 # never reaches its exit code; vm-run says 1.
 "$vm_run" --kernel "$kline" --module "$ko" --timeout 300 --files "$work/files" --bin "$gnu_dd" \
