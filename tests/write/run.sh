@@ -1897,7 +1897,7 @@ group_discard() {
 	[ "$(rget "$n" refill)" != 0 ] &&
 		r="$(rget "$n" refill) of 32 writes into discarded space failed: $(rall "$n" refail | oneline 300) status '$(rget "$n" refilled)'"
 	[ -z "$r" ] && [ "$(rget "$n" fiobusy)" != 0 ] && r="fio had stopped before the writes ended: the I/O was not steady"
-	[ -z "$r" ] && [ "$(rget "$n" fio)" != 0 ] && r="fio failed: $(dmesg_of "$n")"
+	[ -z "$r" ] && [ "$(rget "$n" fio)" != 0 ] && r="fio failed: $(rall "$n" fioout | oneline 300) $(dmesg_of "$n")"
 	st=$(rget "$n" refilled)
 	[ -z "$r" ] && { [ "$(st_alloc "$st")" != 64 ] || [ "$(st_health "$st")" != ok ]; } && r="status after the refill: '$st'"
 	verdict "$t/freed-space-reused-while-busy" "$r"
