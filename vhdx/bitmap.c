@@ -227,6 +227,17 @@ static void vhdx_bitmap_uncache(struct vhdx_image *img,
 	c->evictions++;
 }
 
+/* Under the lock: @p, not cached, refills the reserve if it is short. */
+static bool vhdx_bitmap_reserve_add(struct vhdx_bitmap_cache *c,
+				    struct vhdx_bitmap_page *p)
+{
+	if (c->reserved >= VHDX_BITMAP_RESERVE)
+		return false;
+	vhdx_list_add_tail(&c->reserve, p);
+	c->reserved++;
+	return true;
+}
+
 /*
  * Under the lock: drops clean pages, oldest first, until the cache fits
  * its budget again, never @keep.  They refill the reserve first; the rest
@@ -244,12 +255,8 @@ static void vhdx_bitmap_shrink(struct vhdx_image *img,
 
 		if (p != keep) {
 			vhdx_bitmap_uncache(img, p);
-			if (c->reserved < VHDX_BITMAP_RESERVE) {
-				vhdx_list_add_tail(&c->reserve, p);
-				c->reserved++;
-			} else {
+			if (!vhdx_bitmap_reserve_add(c, p))
 				vhdx_list_add_tail(dropped, p);
-			}
 		}
 		p = next;
 	}
@@ -313,11 +320,8 @@ static void vhdx_bitmap_page_put(struct vhdx_image *img,
 	unsigned long flags;
 
 	vhdx_lock(&c->lock, flags);
-	if (c->reserved < VHDX_BITMAP_RESERVE) {
-		vhdx_list_add_tail(&c->reserve, p);
-		c->reserved++;
+	if (vhdx_bitmap_reserve_add(c, p))
 		p = NULL;
-	}
 	vhdx_unlock(&c->lock, flags);
 	vhdx_bitmap_page_free(p);
 }

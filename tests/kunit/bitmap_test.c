@@ -1300,14 +1300,20 @@ static int racing_read(void *priv, u64 offset, void *buf, size_t len)
 	return d->inner->read(d->inner->priv, offset, buf, len);
 }
 
-static int racing_write(void *priv, u64 offset, const void *buf, size_t len)
+/* What an end_io on another CPU would try while this write is issued. */
+static void racing_try(struct racing_dev *d)
 {
-	struct racing_dev *d = priv;
-
 	if (d->img) {
 		d->tries++;
 		d->set += vhdx_bitmap_set_cached(d->img, d->sector, 1);
 	}
+}
+
+static int racing_write(void *priv, u64 offset, const void *buf, size_t len)
+{
+	struct racing_dev *d = priv;
+
+	racing_try(d);
 	return d->inner->write(d->inner->priv, offset, buf, len);
 }
 
@@ -1316,10 +1322,7 @@ static int racing_write_fua(void *priv, u64 offset, const void *buf,
 {
 	struct racing_dev *d = priv;
 
-	if (d->img) {
-		d->tries++;
-		d->set += vhdx_bitmap_set_cached(d->img, d->sector, 1);
-	}
+	racing_try(d);
 	return d->inner->write_fua(d->inner->priv, offset, buf, len, preflush);
 }
 
