@@ -865,6 +865,9 @@ static int vhdx_mark_present_loading(struct vhdx_target *vt, u64 sector,
 
 	if (ret != -ENOMEM)
 		return ret;
+	/* A failed device's log may be half written: never commit to it. */
+	if (test_bit(VHDX_FAILED, &vt->flags))
+		return -EIO;
 	ret = vhdx_commit(&vt->img);
 	if (!ret)
 		ret = vhdx_checkpoint(&vt->img);
