@@ -798,6 +798,8 @@ group_fio() {
 	fio-shared-blocks-dyn-bs1M-8M|subformat=dynamic,block_size=1M|8M|garbage|--ioengine=libaio --iodepth=4 --bs=4k --offset=512k --size=256k --offset_increment=256k --numjobs=8
 	fio-bsrange-dyn-bs2M-16M|subformat=dynamic,block_size=2M,block_state_zero=off|16M|garbage|--ioengine=libaio --iodepth=8 --bsrange=512-64k --blockalign=512 --size=3m --offset_increment=3m --numjobs=4
 	fio-fixed-bs1M-8M|subformat=fixed,block_size=1M,block_state_zero=off|8M|none|--ioengine=psync --bs=4k --size=2m --offset_increment=2m --numjobs=4
+	fio-joined-seq-dyn-bs8M-32M|subformat=dynamic,block_size=8M|32M|garbage|--ioengine=libaio --iodepth=16 --bs=128k --rw=write --size=32m
+	fio-joined-sync-dyn-bs4M-16M|subformat=dynamic,block_size=4M|16M|garbage|--ioengine=libaio --iodepth=8 --bs=64k --rw=write --sync=1 --size=8m --offset_increment=8m --numjobs=2
 	EOF
 	boot "$k" "$k"
 	for n in "${names[@]}"; do
