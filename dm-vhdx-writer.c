@@ -686,6 +686,19 @@ static void vhdx_release_waiters(struct vhdx_target *vt,
 	}
 }
 
+/* Never on a failed device: its log may be half written. */
+static int vhdx_commit_unless_failed(struct vhdx_target *vt)
+{
+	int ret;
+
+	if (test_bit(VHDX_FAILED, &vt->flags))
+		return -EIO;
+	ret = vhdx_commit(&vt->img);
+	if (ret)
+		vhdx_set_failed(vt);
+	return ret;
+}
+
 static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters,
 			    struct bio_list *acked)
 {
@@ -693,13 +706,8 @@ static void vhdx_commit_for(struct vhdx_target *vt, struct bio_list *waiters,
 	struct bio *bio;
 	int ret = 0;
 
-	if (committed && !test_bit(VHDX_FAILED, &vt->flags)) {
-		ret = vhdx_commit(&vt->img);
-		if (ret)
-			vhdx_set_failed(vt);
-	} else if (committed) {
-		ret = -EIO;
-	}
+	if (committed)
+		ret = vhdx_commit_unless_failed(vt);
 	vhdx_release_waiters(vt, waiters, committed, ret);
 	while ((bio = bio_list_pop(acked))) {
 		if (ret)
@@ -865,12 +873,10 @@ static int vhdx_mark_present_loading(struct vhdx_target *vt, u64 sector,
 
 	if (ret != -ENOMEM)
 		return ret;
-	/* A failed device's log may be half written: never commit to it. */
-	if (test_bit(VHDX_FAILED, &vt->flags))
-		return -EIO;
-	ret = vhdx_commit(&vt->img);
-	if (!ret)
-		ret = vhdx_checkpoint(&vt->img);
+	ret = vhdx_commit_unless_failed(vt);
+	if (ret)
+		return ret;
+	ret = vhdx_checkpoint(&vt->img);
 	if (ret) {
 		vhdx_set_failed(vt);
 		return ret;
