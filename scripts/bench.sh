@@ -253,9 +253,9 @@ def median(vs):
     return statistics.median(vs) if vs else None
 def cell(v):
     return format(v, "9.1f") if v is not None else format("-", ">9")
-def ratios(b, a):
-    """Median of the two columns' ratio, and its lowest and highest round."""
-    rs = [y / x for x, y in zip(a, b) if x and y is not None]
+def ratios(num, den):
+    """Median of num / den over the rounds, and its lowest and highest round."""
+    rs = [n / m for n, m in zip(num, den) if m and n is not None]
     if not rs:
         return "-"
     return f"{statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f})"
@@ -350,17 +350,17 @@ guest_nbd_module() {
 
 # Whether KVM boots the guest kernel: some machines have a /dev/kvm (a
 # nested or paravirtual one) on which a stock kernel dies at once.
-kvm_boots() {
+kvm_boots() {	# VM-RUN
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
 	echo true > "$WORK/probe.sh"
-	VM_RUN_ACCEL=kvm "$TOP/tests/guest/vm-run" --kernel "$KLINE" --module none \
+	VM_RUN_ACCEL=kvm "$1" --kernel "$KLINE" --module none \
 		--timeout 120 "$WORK/probe.sh" > "$WORK/kvm-probe.log" 2>&1
 }
 
 main() {
 	local vmrun=$TOP/tests/guest/vm-run t=$SECONDS accel=tcg
 	command -v fio > /dev/null || die "fio missing: scripts/deps.sh"
-	if kvm_boots; then
+	if kvm_boots "$vmrun"; then
 		accel=kvm
 	elif [ -e /dev/kvm ]; then
 		log "/dev/kvm did not boot the guest ($(grep -m 1 -a -i 'error' "$WORK/kvm-probe.log" || echo "see vm-run")): TCG"
